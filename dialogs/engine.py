@@ -1,0 +1,294 @@
+"""The dialog step: ``step(kb, session, understood, now) -> (session, replies)``.
+
+No I/O and no clock of its own: everything it needs comes in as arguments, so every flow is
+testable without a server. The machine is small on purpose:
+
+* states: ``start`` → ``menu`` / ``clarify`` → ``scenario`` (walking its steps), plus
+  ``resume`` for a returning user;
+* global commands (``COMMANDS``) work in every state;
+* free text in any state may switch to the scenario it names, urgent reply first.
+
+What is *said* lives in the knowledge base; this module only decides *which* template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dialogs.session import Session
+from dialogs.understand import Command, Understood
+from knowledge.render import law_citation, render
+from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
+from knowledge.loader import MAX_SCREEN_CHARS
+
+URGENCY = ("scam_check", "fraud_victim", "wallet_loss", "account_stolen", "account_frozen",
+           "account_rental", "info_leak", "out_of_scope")
+"""Most urgent first: where money can still be saved comes before everything else."""
+
+AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
+AMOUNT_LINE = 3000
+"""电信网络诈骗 数额较大 starts at 3000 元 (2016 两高一部意见, knowledge brief §6.2)."""
+
+Replies = list[str]
+
+
+class Dialog:
+    """Binds the knowledge base to the pure step functions."""
+
+    def __init__(self, kb: KnowledgeBase, resume_after_s: float = 1800) -> None:
+        self.kb = kb
+        self.resume_after_s = resume_after_s
+
+    # -- rendering helpers -----------------------------------------------------------
+    def t(self, key: str, **variables: object) -> str:
+        return render(self.kb, self.kb.texts[key], variables)
+
+    def sc(self, sid: str) -> Scenario:
+        return self.kb.scenarios[sid]
+
+    def menu_options(self) -> str:
+        return "\n".join(f"{i}. {self.sc(sid).menu_label}" for i, sid in enumerate(SCENARIO_IDS, 1))
+
+    def menu(self, s: Session) -> Replies:
+        s.push()
+        s.state, s.scenario, s.step, s.offered = "menu", None, 0, []
+        return [self.t("menu", options=self.menu_options())]
+
+    def with_note(self, replies: Replies, scenario: Scenario | None) -> Replies:
+        """Append the not-legal-advice line to answers that touch law."""
+        if scenario is None or not scenario.touches_law or not replies:
+            return replies
+        note = self.t("legal_note")
+        if len(replies[-1]) + len(note) + 1 <= MAX_SCREEN_CHARS:
+            return [*replies[:-1], replies[-1] + "\n" + note]
+        return [*replies, note]
+
+    @staticmethod
+    def pack(lines: list[str]) -> Replies:
+        """Join short blocks into messages that each fit one screen."""
+        out: Replies = []
+        for line in lines:
+            if out and len(out[-1]) + len(line) + 1 <= MAX_SCREEN_CHARS:
+                out[-1] += "\n" + line
+            else:
+                out.append(line)
+        return out
+
+    # -- scenario walking -----------------------------------------------------------
+    def _marked(self, sc: Scenario, s: Session, index: int) -> bool:
+        if index == 0:
+            return False
+        flag = sc.steps[index - 1].marks
+        return flag is not None and flag in s.done
+
+    def show(self, s: Session) -> Replies:
+        """The message at the current position: 0 is the urgent reply, then the steps."""
+        sc = self.sc(s.scenario or "out_of_scope")
+        if s.step == 0:
+            text = render(self.kb, sc.urgent)
+        else:
+            text = render(self.kb, sc.steps[s.step - 1].text)
+        touches = "{law:" in (sc.urgent if s.step == 0 else sc.steps[s.step - 1].text)
+        return self.with_note([text], sc) if touches else [text]
+
+    def remaining(self, sc: Scenario, s: Session) -> list[str]:
+        return [st.title for st in sc.steps if st.marks and st.marks not in s.done]
+
+    def enter(self, s: Session, sid: str, u: Understood) -> Replies:
+        """Switch to a scenario: urgent reply first, then what the amount means, then offers."""
+        s.push()
+        s.state, s.scenario, s.step, s.offered = "scenario", sid, 0, []
+        replies = self.show(s)
+        if u.amount is not None:
+            s.amount = u.amount
+            if sid in AMOUNT_SCENARIOS:
+                key = "amount_big" if u.amount >= AMOUNT_LINE else "amount_small"
+                replies.append(self.t(key, amount=u.amount))
+        others = [o for o in u.also if o != sid and o in self.kb.scenarios and o != "out_of_scope"]
+        if others and "also_offer" in self.kb.texts:
+            s.offered = others[:2]
+            titles = "、".join(f"「{self.sc(o).title}」" for o in s.offered)
+            replies.append(self.t("also_offer", titles=titles))
+        return replies
+
+    def advance(self, s: Session) -> Replies:
+        sc = self.sc(s.scenario or "out_of_scope")
+        nxt = s.step + 1
+        while nxt <= len(sc.steps) and self._marked(sc, s, nxt):
+            nxt += 1
+        if nxt > len(sc.steps):
+            left = self.remaining(sc, s)
+            remaining = self.t("remaining", remaining="；".join(left)) if left else self.t("nothing_left")
+            return [self.t("steps_done", title=sc.title, remaining=remaining)]
+        s.push()
+        s.step = nxt
+        return self.show(s)
+
+    # -- global commands ------------------------------------------------------------
+    def cmd_menu(self, s: Session, u: Understood) -> Replies:
+        return self.menu(s)
+
+    def cmd_back(self, s: Session, u: Understood) -> Replies:
+        if not s.back:
+            if s.state == "scenario":
+                return [self.t("at_first_step"), *self.show(s)]
+            return self.menu(s)
+        prev = s.back.pop()
+        s.state, s.scenario, s.step = prev.state, prev.scenario, prev.step
+        if s.state == "scenario" and s.scenario:
+            return self.show(s)
+        s.state, s.scenario, s.step = "menu", None, 0
+        return [self.t("menu", options=self.menu_options())]
+
+    def cmd_next(self, s: Session, u: Understood) -> Replies:
+        if s.state == "resume" and s.scenario:
+            s.state = "scenario"
+            return self.show(s)
+        if s.state == "scenario" and s.scenario:
+            return self.advance(s)
+        return self.menu(s)
+
+    def _need_scenario(self, s: Session) -> Scenario | None:
+        if s.scenario and s.state in ("scenario", "resume"):
+            s.state = "scenario"
+            return self.sc(s.scenario)
+        return None
+
+    def cmd_law(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        if sc is None or not sc.laws:
+            return self.menu(s)
+        blocks = [self.t("law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
+        for lid in sc.laws:
+            law = self.kb.laws[lid]
+            blocks.append(f"{law_citation(self.kb, lid)}：\n{law.text}")
+        return self.with_note(self.pack(blocks), sc)
+
+    def _hotline_lines(self, ids: list[str]) -> list[str]:
+        lines = []
+        for hid in ids:
+            h = self.kb.hotlines[hid]
+            if h.status is Status.unverified:
+                continue
+            hedge = "（以官方公布为准）" if h.status is Status.partial else ""
+            line = f"• {h.number}{hedge}：{h.name}，{render(self.kb, h.use)}"
+            if h.not_for:
+                line += f"（{render(self.kb, h.not_for)}）"
+            lines.append(line)
+        return lines
+
+    def cmd_hotlines(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        ids = sc.hotlines if sc else ["110", "96110", "12348"]
+        return self.pack([self.t("hotlines_header"), *self._hotline_lines(ids)])
+
+    def cmd_evidence(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        if sc is None or not sc.evidence:
+            return self.menu(s)
+        items = [f"{i}. {render(self.kb, e)}" for i, e in enumerate(sc.evidence, 1)]
+        return self.pack([self.t("evidence_header"), *items])
+
+    def cmd_traps(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        if sc is None or not sc.traps:
+            return self.menu(s)
+        items = [f"• {render(self.kb, e)}" for e in sc.traps]
+        return self.pack([self.t("traps_header"), *items])
+
+    def cmd_human(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        ids = sc.urgent_hotlines if sc else ["110", "96110"]
+        numbers = "、".join(self.kb.hotlines[h].number for h in ids)
+        return [self.t("human", hotlines=numbers)]
+
+    COMMANDS: dict[Command, Callable[["Dialog", Session, Understood], Replies]] = {
+        Command.menu: cmd_menu,
+        Command.back: cmd_back,
+        Command.next: cmd_next,
+        Command.law: cmd_law,
+        Command.hotlines: cmd_hotlines,
+        Command.evidence: cmd_evidence,
+        Command.traps: cmd_traps,
+        Command.human: cmd_human,
+    }
+
+    # -- guards ---------------------------------------------------------------------
+    def returning(self, s: Session, now: float) -> bool:
+        """A user back after a long pause, in the middle of a scenario."""
+        return (s.state == "scenario" and s.scenario is not None and s.last_active > 0
+                and now - s.last_active >= self.resume_after_s)
+
+    # -- the step -------------------------------------------------------------------
+    def step(self, s: Session, u: Understood, now: float) -> tuple[Session, Replies]:
+        """One dialog step. Never raises for any Understood; never returns no reply."""
+        s = s.model_copy(deep=True)
+        pre: Replies = []
+        if u.secrets:
+            pre.append(self.t("secret_warning", what="、".join(_SECRET_NAMES[k] for k in u.secrets)))
+        elif u.personal:
+            pre.append(self.t("pii_warning", what="、".join(_PII_NAMES.get(k, "号码") for k in u.personal)))
+        replies = self._route(s, u, now)
+        if u.truncated:
+            pre.append(self.t("too_long"))
+        s.turns += 1
+        s.last_active = now
+        return s, pre + replies
+
+    def _route(self, s: Session, u: Understood, now: float) -> Replies:
+        if u.empty:
+            return [self.t("empty")]
+        if u.command is not None:
+            return self.COMMANDS[u.command](self, s, u)
+        if self.returning(s, now) and u.scenario in (None, s.scenario):
+            s.state = "resume"
+            return [self.t("resume", title=self.sc(s.scenario or "out_of_scope").title)]
+        if u.choice is not None:
+            return self._choose(s, u)
+        if u.flags and s.scenario and s.state in ("scenario", "resume") and u.scenario in (None, s.scenario):
+            return self._progress(s, u)
+        if u.scenario is not None:
+            if s.state == "scenario" and u.scenario == s.scenario:
+                if u.flags:
+                    return self._progress(s, u)
+                return self.advance(s)
+            return self.enter(s, u.scenario, u)
+        if u.secrets or u.personal:
+            return [] if s.state == "scenario" else self.menu(s)
+        return self._unclear(s, u)
+
+    def _choose(self, s: Session, u: Understood) -> Replies:
+        n = u.choice or 0
+        if s.state == "clarify" and 1 <= n <= len(s.offered):
+            return self.enter(s, s.offered[n - 1], u)
+        if s.state in ("start", "menu", "clarify", "resume") and 1 <= n <= len(SCENARIO_IDS):
+            return self.enter(s, SCENARIO_IDS[n - 1], u)
+        if s.state == "scenario" and s.offered and 1 <= n <= len(s.offered):
+            return self.enter(s, s.offered[n - 1], u)
+        return self._unclear(s, u)
+
+    def _progress(self, s: Session, u: Understood) -> Replies:
+        sc = self.sc(s.scenario or "out_of_scope")
+        new = [f for f in u.flags if f not in s.done]
+        s.done.extend(new)
+        labels = "、".join(self.kb.flags[f].label for f in (new or u.flags))
+        left = self.remaining(sc, s)
+        tail = self.t("remaining", remaining="；".join(left)) if left else self.t("nothing_left")
+        return [self.t("progress_ack", labels=labels) + "\n" + tail]
+
+    def _unclear(self, s: Session, u: Understood) -> Replies:
+        if s.state == "scenario":
+            return [self.t("reprompt")]
+        plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
+        if u.confidence >= 0.25 and len(plausible) >= 2:
+            s.push()
+            s.state, s.offered = "clarify", plausible
+            options = "\n".join(f"{i}. {self.sc(c).menu_label}" for i, c in enumerate(plausible, 1))
+            return [self.t("clarify", options=options)]
+        if s.state == "menu":
+            return [self.t("menu_reprompt")]
+        return self.menu(s)
+
+
+_SECRET_NAMES = {"code": "验证码", "password": "密码"}
+_PII_NAMES = {"id_number": "身份证号", "bank_card": "银行卡号", "mobile": "手机号", "digits": "长串号码"}

@@ -1,0 +1,63 @@
+"""The per-conversation session: small, versioned, and the only state the bot keeps.
+
+Kept well under 1 KB of JSON: positions and flags, never message text. ``schema_v`` lets a
+future release read (or reset gracefully) sessions written by an older one (aiogram_dialog
+#246: renamed states broke live sessions).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+State = Literal["start", "menu", "clarify", "scenario", "resume", "group"]
+MAX_BACK = 8
+
+
+class Position(BaseModel):
+    """Where the user was, for 上一步."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: State
+    scenario: str | None = None
+    step: int = 0
+
+
+class Session(BaseModel):
+    """Dialog position, progress flags and the few facts the dialog needs."""
+
+    schema_v: int = SCHEMA_VERSION
+    state: State = "start"
+    scenario: str | None = None
+    step: int = 0
+    back: list[Position] = Field(default_factory=list)
+    done: list[str] = Field(default_factory=list)
+    offered: list[str] = Field(default_factory=list)
+    amount: int | None = None
+    last_active: float = 0.0
+    turns: int = 0
+
+    @classmethod
+    def from_raw(cls, raw: str | None) -> "Session":
+        """Parse stored JSON; a missing, foreign or corrupt session starts fresh."""
+        if not raw:
+            return cls()
+        try:
+            session = cls.model_validate_json(raw)
+        except (ValidationError, ValueError):
+            return cls()
+        if session.schema_v != SCHEMA_VERSION:
+            return cls()
+        return session
+
+    def position(self) -> Position:
+        return Position(state=self.state, scenario=self.scenario, step=self.step)
+
+    def push(self) -> None:
+        """Remember the current position before moving (bounded, for 上一步)."""
+        if self.state in ("scenario", "menu", "clarify"):
+            self.back.append(self.position())
+            del self.back[:-MAX_BACK]

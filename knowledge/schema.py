@@ -1,0 +1,157 @@
+"""Pydantic models of the curated knowledge base.
+
+The knowledge files under ``knowledge/data/`` are the product: every law article, phone
+number and WeChat menu path a user reads comes from one registry entry, written once and
+referenced by id everywhere else. These models are the contract those YAML files must meet;
+``knowledge.loader`` adds the cross-file checks (unknown ids, forbidden items, screen length).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCENARIO_IDS: tuple[str, ...] = (
+    "account_stolen",
+    "wallet_loss",
+    "fraud_victim",
+    "info_leak",
+    "account_rental",
+    "account_frozen",
+    "scam_check",
+    "out_of_scope",
+)
+"""The fixed scenario ids of architecture.md, in menu order."""
+
+ScenarioId = Literal[
+    "account_stolen",
+    "wallet_loss",
+    "fraud_victim",
+    "info_leak",
+    "account_rental",
+    "account_frozen",
+    "scam_check",
+    "out_of_scope",
+]
+
+
+class Status(str, Enum):
+    """Verification status copied from the knowledge brief's legend.
+
+    verified (✅) may be stated plainly; partial (🟡) is rendered with a hedge and the
+    in-app official entry first; unverified (❌) must never reach a reply.
+    """
+
+    verified = "verified"
+    partial = "partial"
+    unverified = "unverified"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Law(_Strict):
+    """One article (or paragraph) of a statute, quoted verbatim from the brief."""
+
+    id: str
+    law: str = Field(description="Full official name, e.g. 中华人民共和国反电信网络诈骗法")
+    short: str = Field(description="Name as shown to users, e.g. 《反电信网络诈骗法》")
+    article: str = Field(description="Article number in Chinese numerals, e.g. 第三十一条")
+    paragraph: str | None = Field(default=None, description="e.g. 第一款, when only one is quoted")
+    text: str = Field(description="Exact official text, including 帐户/转帐 spellings")
+    effective: str = Field(description="Date the quoted text took effect, YYYY-MM-DD")
+    status: Status
+    note: str | None = None
+
+
+class Hotline(_Strict):
+    """A phone number or official channel and what it is (and is not) for."""
+
+    id: str
+    number: str
+    name: str
+    owner: str
+    use: str = Field(description="What to call it for, in plain words")
+    not_for: str | None = Field(default=None, description="Common misuse to warn about")
+    status: Status
+
+
+class Procedure(_Strict):
+    """An in-app path (WeChat menus) — always subject to the app version."""
+
+    id: str
+    name: str
+    path: str
+    detail: str | None = None
+    status: Status
+
+
+class ScamPattern(_Strict):
+    """A scam or illegal-solicitation pattern, used by scam_check and the group scanner."""
+
+    id: str
+    name: str
+    giveaway: str = Field(description="The one fact that gives the scam away")
+    laws: list[str] = Field(default_factory=list)
+    group_alert: bool = Field(default=True, description="May the group scanner alert on it")
+    rules: list[list[str]] = Field(
+        default_factory=list,
+        description=(
+            "Scanner rules: each rule is a list of regexes that must ALL match the message. "
+            "A message matches the pattern when any rule matches."
+        ),
+    )
+
+
+class ProgressFlag(_Strict):
+    """Something the user can report as done (已冻结, 已报警), remembered in the session."""
+
+    id: str
+    label: str = Field(description="Shown to the user, e.g. 冻结微信帐号")
+    phrases: list[str] = Field(description="Regexes that mean the user has done it")
+
+
+class Step(_Strict):
+    """One message of a scenario's ordered follow-up; fits on one phone screen."""
+
+    id: str
+    title: str = Field(description="Short label used in 'what is left' summaries")
+    text: str
+    marks: str | None = Field(
+        default=None, description="Progress flag this step asks the user to do"
+    )
+
+
+class Scenario(_Strict):
+    """Everything the bot says for one situation of scenarios.md."""
+
+    id: ScenarioId
+    title: str
+    menu_label: str
+    urgent: str = Field(description="First reply: the most urgent action and its hotline")
+    urgent_hotlines: list[str] = Field(description="Hotline ids the urgent reply must name")
+    steps: list[Step] = Field(default_factory=list)
+    laws: list[str] = Field(default_factory=list)
+    law_intro: str = ""
+    hotlines: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    traps: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list, description="Related scam pattern ids")
+    group_answer: str = Field(description="Short answer for an @-mention in a group")
+    touches_law: bool = True
+
+
+class KnowledgeBase(_Strict):
+    """The whole validated knowledge base, as loaded at start-up."""
+
+    laws: dict[str, Law]
+    hotlines: dict[str, Hotline]
+    procedures: dict[str, Procedure]
+    patterns: dict[str, ScamPattern]
+    flags: dict[str, ProgressFlag]
+    scenarios: dict[str, Scenario]
+    texts: dict[str, str]
+    examples: dict[str, list[str]]
