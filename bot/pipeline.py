@@ -82,7 +82,7 @@ class Pipeline:
         self.rooms = rooms
         self.matcher = matcher or Matcher.from_kb(kb)
         self.scanner = scanner or Scanner.from_kb(kb)
-        self.understander = Understander(kb, self.matcher)
+        self.understander = Understander(kb, self.matcher, self.scanner)
         self.dialog = Dialog(kb, resume_after_s=resume_after_s)
         self.group = GroupPolicy(
             kb, self.understander, self.scanner, rooms, bot_name=bot_name,
@@ -155,9 +155,16 @@ class Pipeline:
         return Outcome(replies=[Reply(text=self.t("static_fallback"))], state="degraded")
 
     async def _room(self, msg: IncomingMessage, conv: str, text: str) -> Outcome:
-        """Group messages: dedupe and per-member lock as in 1:1, then the group policy."""
+        """Group messages: dedupe and per-member lock as in 1:1, then the group policy.
+
+        The room limit caps what the *bot* says per room per minute (an @-mention flood must
+        not turn the bot into a spammer); it never silences scanning of incoming messages.
+        """
         async with self.store.hold(conv, msg.msg_id) as held:
             replies, scenario = await self.group.handle(msg, text)
+            if replies and await self.rooms.over_rate(msg.channel, msg.room_id or "", self.rate_room_per_min):
+                metrics.RATE_LIMITED.inc()
+                replies, scenario = [], None
             session = Session.from_raw(held.raw)
             session.state = "group"
             session.turns += 1

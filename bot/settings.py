@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     max_text_chars: int = Field(default=2000, ge=100, description="Longer input is cut")
     rate_user_per_min: int = Field(default=20, ge=1)
-    rate_room_per_min: int = Field(default=60, ge=1)
+    rate_room_per_min: int = Field(default=10, ge=1, description="Bot replies per room per minute")
 
     group_alert_cooldown_s: int = Field(default=120, ge=0, description="Min gap between alerts in a room")
     group_pattern_cooldown_s: int = Field(default=1800, ge=0, description="Same pattern in a room")

@@ -104,8 +104,12 @@ class Dialog:
             if sid in AMOUNT_SCENARIOS:
                 key = "amount_big" if u.amount >= AMOUNT_LINE else "amount_small"
                 replies.append(self.t(key, amount=u.amount))
+        named = [p for p in u.patterns if p in self.kb.patterns and p in self.sc(sid).patterns]
+        if named:
+            pat = self.kb.patterns[named[0]]
+            replies.append(self.t("pattern_named", pattern=pat.name, giveaway=render(self.kb, pat.giveaway)))
         others = [o for o in u.also if o != sid and o in self.kb.scenarios and o != "out_of_scope"]
-        if others and "also_offer" in self.kb.texts:
+        if others:
             s.offered = others[:2]
             titles = "、".join(f"「{self.sc(o).title}」" for o in s.offered)
             replies.append(self.t("also_offer", titles=titles))

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from knowledge.amounts import extract_amount
 from knowledge.matcher import Matcher
+from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
 
@@ -60,6 +61,7 @@ class Understood(BaseModel):
     also: list[str] = Field(default_factory=list)
     amount: int | None = None
     flags: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
     secrets: list[str] = Field(default_factory=list)
     personal: list[str] = Field(default_factory=list)
     truncated: bool = False
@@ -93,9 +95,10 @@ def parse_choice(text: str) -> int | None:
 class Understander:
     """Everything message-level that does not depend on the session."""
 
-    def __init__(self, kb: KnowledgeBase, matcher: Matcher) -> None:
+    def __init__(self, kb: KnowledgeBase, matcher: Matcher, scanner: Scanner | None = None) -> None:
         self.kb = kb
         self.matcher = matcher
+        self.scanner = scanner
         self._flags = [(f.id, [re.compile(p) for p in f.phrases]) for f in kb.flags.values()]
 
     def progress_flags(self, text: str) -> list[str]:
@@ -124,5 +127,6 @@ class Understander:
             also=[s for s in result.also if s != result.scenario],
             amount=extract_amount(text),
             flags=self.progress_flags(text),
+            patterns=self.scanner.match_patterns(text) if self.scanner else [],
             **base,
         )

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from knowledge.render import REF_RE, RenderError, referenced_ids, render
+from knowledge.render import REF_RE, VAR_RE, RenderError, referenced_ids, render
 from knowledge.schema import (
     SCENARIO_IDS,
     Hotline,
@@ -38,6 +38,27 @@ ARTICLE_RE = re.compile(r"第[零一二三四五六七八九十百千〇两\d]+�
 PHONE_LIKE_RE = re.compile(
     r"(?<![\d.])\d[\d\-]{2,}(?![\d.]*\s*(?:元|块|万|千|条|次|人|个|张|%|年|月|日|号|字|分钟|小时|天))"
 )
+
+
+REQUIRED_TEXTS: dict[str, frozenset[str]] = {
+    key: frozenset(variables.split())
+    for key, variables in {
+        "menu": "options", "clarify": "options", "reprompt": "", "menu_reprompt": "",
+        "steps_done": "title remaining", "at_first_step": "", "progress_ack": "labels",
+        "remaining": "remaining", "nothing_left": "", "resume": "title", "legal_note": "",
+        "human": "hotlines", "hotlines_header": "", "evidence_header": "", "traps_header": "",
+        "law_header": "", "amount_big": "amount", "amount_small": "amount",
+        "secret_warning": "what", "pii_warning": "what", "rate_limited": "",
+        "static_fallback": "", "error_fallback": "", "non_text": "", "empty": "", "too_long": "",
+        "also_offer": "titles", "pattern_named": "pattern giveaway",
+        "group_intro": "", "group_mention_suffix": "", "group_alert": "name pattern giveaway laws",
+        "group_admin_only": "", "group_alerts_on": "", "group_alerts_off": "",
+        "group_stats": "alerts mentions state", "group_help": "", "group_tips_on": "",
+        "group_tips_off": "", "group_keywords_on": "", "group_keywords_off": "",
+        "group_mention_menu": "",
+    }.items()
+}
+"""Every texts.yaml key the code uses, with the variables its template may contain."""
 
 
 class KnowledgeError(Exception):
@@ -182,6 +203,13 @@ def problems(kb: KnowledgeBase, brief_text: str | None = None) -> list[str]:
             out.append("texts.legal_note: missing (needed by scenarios that touch law)")
         if sc.id not in kb.examples or len(kb.examples[sc.id]) < 10:
             out.append(f"examples/{sc.id}.txt: fewer than 10 example phrasings")
+    for key, allowed in REQUIRED_TEXTS.items():
+        if key not in kb.texts:
+            out.append(f"texts.{key}: missing")
+            continue
+        extra = set(VAR_RE.findall(REF_RE.sub("", kb.texts[key]))) - allowed
+        if extra:
+            out.append(f"texts.{key}: unknown variable(s) {sorted(extra)}; allowed {sorted(allowed)}")
     for p in kb.patterns.values():
         out += _check_ids(f"patterns.{p.id}.laws", p.laws, kb.laws, "law")
         for rule in p.rules:
@@ -280,6 +308,7 @@ _SAMPLE_VARS: dict[str, object] = {
     "hotlines": "110",
     "items": "聊天记录",
     "bot_name": "反诈助手",
+    "titles": "「钱被转走」",
 }
 
 

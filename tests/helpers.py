@@ -1,0 +1,30 @@
+"""Small helpers for driving the pipeline like a user would."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot.models import IncomingMessage, Outcome
+from bot.pipeline import Pipeline
+from knowledge.render import render
+from knowledge.schema import KnowledgeBase
+
+_ids = itertools.count(1)
+
+
+async def say(pipeline: Pipeline, text: str, user: str = "u1", **fields: object) -> Outcome:
+    """Send one message with a fresh msg_id and return the outcome."""
+    fields.setdefault("msg_id", f"m{next(_ids)}")
+    return await pipeline.handle(IncomingMessage(user_id=user, text=text, **fields))  # type: ignore[arg-type]
+
+
+def joined(outcome: Outcome) -> str:
+    return "\n".join(r.text for r in outcome.replies)
+
+
+def number(kb: KnowledgeBase, hotline_id: str) -> str:
+    return kb.hotlines[hotline_id].number
+
+
+def text_of(kb: KnowledgeBase, key: str, **variables: object) -> str:
+    return render(kb, kb.texts[key], variables)

@@ -1,0 +1,147 @@
+"""Every scenario's flow and every global command, through the real pipeline and Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.pipeline import Pipeline
+from knowledge.render import law_citation, render
+from knowledge.schema import SCENARIO_IDS, KnowledgeBase
+
+from .helpers import joined, number, say, text_of
+
+
+@pytest.mark.parametrize("index,sid", list(enumerate(SCENARIO_IDS, 1)))
+async def test_menu_number_gives_the_urgent_reply_with_its_hotline(
+    pipeline: Pipeline, kb: KnowledgeBase, index: int, sid: str
+) -> None:
+    menu = await say(pipeline, "你好")
+    assert menu.state == "menu"
+    assert kb.scenarios[sid].menu_label in joined(menu)
+    out = await say(pipeline, str(index))
+    assert out.scenario == sid and out.state == "scenario"
+    first = out.replies[0].text
+    assert first.startswith(render(kb, kb.scenarios[sid].urgent).splitlines()[0])
+    for hid in kb.scenarios[sid].urgent_hotlines:
+        assert number(kb, hid) in first
+
+
+@pytest.mark.parametrize("sid", SCENARIO_IDS)
+async def test_next_walks_every_step_then_says_what_is_left(pipeline: Pipeline, kb: KnowledgeBase, sid: str) -> None:
+    await say(pipeline, "菜单")
+    await say(pipeline, str(SCENARIO_IDS.index(sid) + 1))
+    sc = kb.scenarios[sid]
+    for st in sc.steps:
+        out = await say(pipeline, "下一步")
+        assert render(kb, st.text) in joined(out)
+    end = await say(pipeline, "下一步")
+    assert sc.title in joined(end)
+    assert all(len(r.text) <= 400 for r in end.replies)
+
+
+@pytest.mark.parametrize("sid", [s for s in SCENARIO_IDS if s != "out_of_scope"])
+async def test_law_command_quotes_the_registry_text_exactly(pipeline: Pipeline, kb: KnowledgeBase, sid: str) -> None:
+    await say(pipeline, str(SCENARIO_IDS.index(sid) + 1))
+    out = joined(await say(pipeline, "法律依据"))
+    for lid in kb.scenarios[sid].laws:
+        assert kb.laws[lid].text in out
+        assert law_citation(kb, lid) in out
+    assert text_of(kb, "legal_note") in out
+
+
+async def test_hotlines_evidence_human_and_back(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    await say(pipeline, "3")  # fraud_victim
+    sc = kb.scenarios["fraud_victim"]
+    hot = joined(await say(pipeline, "热线"))
+    for hid in sc.hotlines:
+        if kb.hotlines[hid].status.value != "unverified":
+            assert number(kb, hid) in hot
+    ev = joined(await say(pipeline, "证据"))
+    for item in sc.evidence:
+        assert render(kb, item) in ev
+    human = joined(await say(pipeline, "人工"))
+    assert number(kb, "110") in human
+    step1 = await say(pipeline, "下一步")
+    assert render(kb, sc.steps[0].text) in joined(step1)
+    back = await say(pipeline, "上一步")
+    assert render(kb, sc.urgent) in joined(back)
+
+
+async def test_free_text_goes_straight_to_its_scenario(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    out = await say(pipeline, "我微信号被人盗了，他在用我的号找我朋友借钱")
+    assert out.scenario == "account_stolen"
+    assert "冻结" in out.replies[0].text
+
+
+async def test_unknown_input_inside_a_scenario_gets_a_reprompt(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    await say(pipeline, "2")
+    out = await say(pipeline, "asdfgh qwerty")
+    assert out.replies and out.state == "scenario"
+    assert text_of(kb, "reprompt") in joined(out) or out.scenario
+
+
+async def test_empty_and_emoji_only_get_a_helpful_answer(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    for text in ("", "   ", "😭😭😭", "\x00\x01"):
+        out = await say(pipeline, text)
+        assert joined(out) == text_of(kb, "empty")
+
+
+async def test_progress_is_remembered_and_done_steps_are_skipped(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    sc = kb.scenarios["account_stolen"]
+    marked = [st for st in sc.steps if st.marks]
+    assert marked, "account_stolen should track at least one step"
+    await say(pipeline, "1")
+    flag = marked[0].marks
+    assert flag is not None
+    phrase = {"frozen": "我已经冻结了", "reported": "我已经报警了", "friends_warned": "已经通知亲友了"}.get(flag, "已经冻结了")
+    ack = joined(await say(pipeline, phrase))
+    assert kb.flags[flag].label in ack
+    seen = joined(await say(pipeline, "下一步"))
+    for _ in sc.steps:
+        seen += joined(await say(pipeline, "下一步"))
+    assert render(kb, marked[0].text) not in seen
+
+
+async def test_returning_user_is_asked_to_continue(make_pipeline, kb: KnowledgeBase) -> None:  # type: ignore[no-untyped-def]
+    pipeline = make_pipeline(resume_after_s=10)
+    await say(pipeline, "4")
+    store = pipeline.store
+    conv = "http\x1fdm\x1fu1"
+    raw = json.loads(await store.peek(conv) or "{}")
+    raw["last_active"] = time.time() - 3600
+    await store.redis.set(store.keys(conv, None)[1], json.dumps(raw))
+    out = await say(pipeline, "嗯那个")
+    assert out.state == "resume"
+    assert kb.scenarios["info_leak"].title in joined(out)
+    cont = await say(pipeline, "继续")
+    assert render(kb, kb.scenarios["info_leak"].urgent) in joined(cont)
+
+
+@pytest.mark.parametrize("text,key", [("被骗了两千块钱，刷单的", "amount_small"),
+                                      ("刷单被骗了5万块怎么办", "amount_big")])
+async def test_amount_is_explained(pipeline: Pipeline, kb: KnowledgeBase, text: str, key: str) -> None:
+    out = await say(pipeline, text)
+    assert out.scenario == "fraud_victim"
+    assert any("3000" in r.text for r in out.replies)
+    amount = 2000 if key == "amount_small" else 50000
+    assert text_of(kb, key, amount=amount) in joined(out)
+
+
+async def test_secret_is_warned_first_and_never_stored(pipeline: Pipeline, kb: KnowledgeBase, redis: Redis) -> None:
+    out = await say(pipeline, "客服让我把验证码 839201 发给他，我发了", msg_id="secret-1")
+    assert out.replies[0].text == text_of(kb, "secret_warning", what="验证码")
+    for key in await redis.keys("*"):
+        if await redis.type(key) == b"string":
+            assert b"839201" not in (await redis.get(key) or b"")
+
+
+async def test_group_and_private_sessions_are_apart(pipeline: Pipeline) -> None:
+    await say(pipeline, "5", user="same")
+    group = await say(pipeline, "@反诈助手 菜单", user="same", room_id="r1", mentioned=True)
+    assert group.state == "group"
+    private = await say(pipeline, "下一步", user="same")
+    assert private.scenario == "account_rental"
