@@ -244,18 +244,19 @@ class Dialog:
             return [self.t("empty")]
         if u.command is not None:
             return self.COMMANDS[u.command](self, s, u)
-        if self.returning(s, now) and u.scenario in (None, s.scenario):
+        if self.returning(s, now) and u.scenario in (None, s.scenario, "out_of_scope"):
             s.state = "resume"
             return [self.t("resume", title=self.sc(s.scenario or "out_of_scope").title)]
         if u.choice is not None:
             return self._choose(s, u)
-        if u.flags and s.scenario and s.state in ("scenario", "resume") and u.scenario in (None, s.scenario):
+        if u.flags and s.scenario and s.state in ("scenario", "resume"):
+            s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
             return self._progress(s, u)
         if u.scenario is not None:
             if s.state == "scenario" and u.scenario == s.scenario:
-                if u.flags:
-                    return self._progress(s, u)
                 return self.advance(s)
+            if s.state == "scenario" and u.scenario == "out_of_scope":
+                return [self.t("reprompt")]  # small talk mid-flow must not drop the user's place
             return self.enter(s, u.scenario, u)
         if u.secrets or u.personal:
             return [] if s.state == "scenario" else self.menu(s)

@@ -30,7 +30,7 @@ from .helpers import joined, say, text_of
 ROOT = Path(__file__).resolve().parents[1]
 
 ID_NUMBER = "11010519491231002X"
-CARD = "6222020200000000008"  # passes Luhn
+CARD = "6222020200000000006"  # passes Luhn
 MOBILE = "13812345678"
 CODE = "583920"
 PASSWORD = "Abc@12345"
@@ -92,7 +92,7 @@ async def test_redis_down_gives_static_answer_and_recovers(make_pipeline, tmp_pa
         down = await say(pipeline, "我被骗了5000块，刚转给刷单的", user="rd")
         assert down.state == "degraded"
         assert "110" in joined(down)
-        unknown = await say(pipeline, "嗯嗯", user="rd")
+        unknown = await say(pipeline, "菜单", user="rd")
         assert joined(unknown) == text_of(kb, "static_fallback")
         server2 = EmbeddedValkey(tmp_path / "v")
         server2._server._desired_port = int(port)  # come back where the client expects it

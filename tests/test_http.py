@@ -39,8 +39,9 @@ async def client_for(pipeline: Pipeline) -> AsyncIterator[Callable[..., object]]
 
 
 async def post(client: TestClient, body: object, **kw: object):  # type: ignore[no-untyped-def]
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return await client.post("/api/v1/messages", data=data, headers={"Content-Type": "application/json"}, **kw)
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}  # type: ignore[dict-item]
+    return await client.post("/api/v1/messages", data=data, headers=headers, **kw)
 
 
 async def test_message_contract(client_for) -> None:  # type: ignore[no-untyped-def]

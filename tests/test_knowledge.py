@@ -36,10 +36,10 @@ def test_account_rental_is_not_called_money_laundering(kb: KnowledgeBase) -> Non
     sc = kb.scenarios["account_rental"]
     assert {"adfl_31", "adfl_44", "xf_287_2"} <= set(sc.laws)
     texts = [render(kb, t) for where, t, _ in all_templates(kb) if where.startswith("account_rental")]
-    for text in texts:
-        for sentence in re.split(r"[。\n；]", text):
-            if "洗钱罪" in sentence:
-                assert re.search(r"不是|不属于|一般不|不等于|不构成|并非", sentence), sentence
+    mentions = [text for text in texts if "洗钱罪" in text]
+    assert mentions, "account_rental should say plainly that renting an account is generally not 洗钱罪"
+    for text in mentions:  # every message that names 洗钱罪 says it generally does not apply
+        assert re.search(r"一般不|通常不|不是|不属于|不构成|并非", text), text
 
 
 def test_96110_is_not_for_reporting_a_crime(kb: KnowledgeBase) -> None:
