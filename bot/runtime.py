@@ -31,7 +31,7 @@ def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
     """A client that fails fast (the user gets the static answer) and reconnects by itself."""
     return Redis.from_url(
         url,
-        socket_timeout=timeout_s,
+        socket_timeout=None,
         socket_connect_timeout=timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
         health_check_interval=15,

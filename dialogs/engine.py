@@ -226,7 +226,9 @@ class Dialog:
     # -- the step -------------------------------------------------------------------
     def step(self, s: Session, u: Understood, now: float) -> tuple[Session, Replies]:
         """One dialog step. Never raises for any Understood; never returns no reply."""
-        s = s.model_copy(deep=True)
+        # Copy-on-entry keeps the step pure; positions are frozen, so fresh lists suffice
+        # (a pydantic deep copy was the single most expensive call on the hot path).
+        s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered)})
         pre: Replies = []
         if u.secrets:
             pre.append(self.t("secret_warning", what="、".join(_SECRET_NAMES[k] for k in u.secrets)))

@@ -101,6 +101,12 @@ class Understander:
         self.scanner = scanner
         self._flags = [(f.id, [re.compile(p) for p in f.phrases]) for f in kb.flags.values()]
 
+    def _patterns(self, text: str, scenario: str) -> list[str]:
+        """Scam patterns named in the text, only for scenarios that talk about patterns."""
+        if self.scanner is None or not self.kb.scenarios[scenario].patterns:
+            return []
+        return self.scanner.match_patterns(text)
+
     def progress_flags(self, text: str) -> list[str]:
         return [fid for fid, pats in self._flags if any(p.search(text) for p in pats)]
 
@@ -127,6 +133,6 @@ class Understander:
             also=[s for s in result.also if s != result.scenario],
             amount=extract_amount(text),
             flags=self.progress_flags(text),
-            patterns=self.scanner.match_patterns(text) if self.scanner else [],
+            patterns=self._patterns(text, result.scenario),
             **base,
         )

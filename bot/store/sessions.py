@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from bot.models import Reply
+from bot.store.autopipe import AutoPipeline
 
 BEGIN_LUA = """
 local n = redis.call('INCR', KEYS[4])
@@ -146,6 +147,7 @@ class SessionStore:
         self._begin = redis.register_script(BEGIN_LUA)
         self._commit = redis.register_script(COMMIT_LUA)
         self._release = redis.register_script(RELEASE_LUA)
+        self._pipe = AutoPipeline(redis)
 
     # -- keys ---------------------------------------------------------------------------
     def tag(self, conv: str) -> str:
@@ -185,7 +187,7 @@ class SessionStore:
                 yield held
             finally:
                 if held.token:
-                    await self._release(keys=self.keys(conv, msg_id)[:1], args=[held.token])
+                    await self._pipe.run(self._release, self.keys(conv, msg_id)[:1], [held.token])
 
     async def _acquire(self, conv: str, msg_id: str | None) -> Held:
         keys = self.keys(conv, msg_id)
@@ -193,9 +195,8 @@ class SessionStore:
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.002
         while True:
-            code, payload = await self._begin(
-                keys=keys,
-                args=[token, self.lock_ttl_ms, "1" if msg_id else "0", self.rate_per_min],
+            code, payload = await self._pipe.run(
+                self._begin, keys, [token, self.lock_ttl_ms, "1" if msg_id else "0", self.rate_per_min]
             )
             code = int(code)
             if code == 1:
@@ -213,9 +214,10 @@ class SessionStore:
     async def commit(self, held: Held, session: BaseModel, replies: list[Reply]) -> None:
         """Save the session (sliding TTL), remember the replies for the msg id, unlock."""
         keys = self.keys(held.conv, held.msg_id)[:3]
-        ok = await self._commit(
-            keys=keys,
-            args=[
+        ok = await self._pipe.run(
+            self._commit,
+            keys,
+            [
                 held.token,
                 session.model_dump_json(),
                 self.session_ttl_s,
