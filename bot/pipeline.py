@@ -15,6 +15,7 @@ the message names (understanding needs no Redis), else the 110/96110 fallback te
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import unicodedata
@@ -76,6 +77,7 @@ class Pipeline:
         rate_room_per_min: int = 60,
         group_pattern_cooldown_s: int = 1800,
         group_alert_gap_s: int = 120,
+        redis_timeout_s: float = 2.0,
     ) -> None:
         self.kb = kb
         self.store = store
@@ -89,6 +91,9 @@ class Pipeline:
             pattern_cooldown_s=group_pattern_cooldown_s, room_gap_s=group_alert_gap_s,
         )
         self.max_text_chars = max_text_chars
+        # A hung Redis must not hang the user: the whole locked section has one deadline
+        # (cheaper than a per-command socket timeout, which costs a task per read on 3.11).
+        self.turn_timeout_s = store.lock_wait_s + redis_timeout_s
         self.rate_room_per_min = rate_room_per_min
 
     def t(self, key: str, **variables: object) -> str:
@@ -118,7 +123,7 @@ class Pipeline:
             u = self.understander.understand(
                 red.text, secrets=red.secrets, personal=red.personal, truncated=truncated
             )
-            async with self.store.hold(conv, msg.msg_id) as held:
+            async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
                 session = Session.from_raw(held.raw)
                 new, texts = self.dialog.step(session, u, time.time())
                 replies = [Reply(text=x) for x in texts]
@@ -160,7 +165,7 @@ class Pipeline:
         The room limit caps what the *bot* says per room per minute (an @-mention flood must
         not turn the bot into a spammer); it never silences scanning of incoming messages.
         """
-        async with self.store.hold(conv, msg.msg_id) as held:
+        async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
             replies, scenario = await self.group.handle(msg, text)
             if replies and await self.rooms.over_rate(msg.channel, msg.room_id or "", self.rate_room_per_min):
                 metrics.RATE_LIMITED.inc()

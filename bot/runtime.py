@@ -28,7 +28,10 @@ log = logging.getLogger("bot.runtime")
 
 
 def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
-    """A client that fails fast (the user gets the static answer) and reconnects by itself."""
+    """A client that fails fast (the user gets the static answer) and reconnects by itself.
+
+    No per-command socket timeout: the pipeline puts one deadline on each locked section.
+    """
     return Redis.from_url(
         url,
         socket_timeout=None,
@@ -67,6 +70,7 @@ def build_pipeline(
         rate_room_per_min=settings.rate_room_per_min,
         group_pattern_cooldown_s=settings.group_pattern_cooldown_s,
         group_alert_gap_s=settings.group_alert_cooldown_s,
+        redis_timeout_s=settings.redis_timeout_s,
     )
 
 
