@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -136,3 +137,25 @@ async def test_noise_level_of_a_generated_day(pipeline: Pipeline) -> None:
     ads = 10  # distinct ad bursts in the generated day
     assert sent <= mentions + ads, f"bot sent {sent} messages for {len(day)} group messages"
     assert sent >= mentions + 1  # it did warn at least once
+
+
+async def test_weekly_tips_are_opt_in_and_sent_once_per_week(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    from bot.tips import WEEK_S, send_due_tips, tip_for
+
+    sent: list[tuple[str, str]] = []
+
+    async def send(room_id: str, text: str) -> None:
+        sent.append((room_id, text))
+
+    senders = {"http": send}
+    assert await send_due_tips(kb, pipeline.rooms, senders, now=WEEK_S * 100) == 0  # nobody opted in
+    refused = await say(pipeline, "@反诈助手 开启每周提示", user="m", room_id="tips@chatroom", mentioned=True)
+    assert joined(refused) == text_of(kb, "group_admin_only")
+    await say(pipeline, "@反诈助手 开启每周提示", user="boss", room_id="tips@chatroom", mentioned=True, is_admin=True)
+    now = WEEK_S * 100
+    results = await asyncio.gather(*(send_due_tips(kb, pipeline.rooms, senders, now=now) for _ in range(3)))
+    assert sum(results) == 1 and sent == [("tips@chatroom", tip_for(kb, now))]
+    assert await send_due_tips(kb, pipeline.rooms, senders, now=now + 3600) == 0  # not due yet
+    assert await send_due_tips(kb, pipeline.rooms, senders, now=now + WEEK_S + 1) == 1
+    await say(pipeline, "@反诈助手 关闭每周提示", user="boss", room_id="tips@chatroom", mentioned=True, is_admin=True)
+    assert await send_due_tips(kb, pipeline.rooms, senders, now=now + 3 * WEEK_S) == 0

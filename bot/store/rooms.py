@@ -8,6 +8,7 @@ a hash tag and carries a TTL that each touch renews, so abandoned groups clean t
 from __future__ import annotations
 
 import hashlib
+import json
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -30,6 +31,14 @@ return n
 """
 """Messages this minute in the room (fixed one-minute window)."""
 
+CLAIM_TIP_LUA = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+"""Claim a room's due tip: move its score to now only if still due (one sender wins)."""
+
 ONCE_LUA = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -47,7 +56,6 @@ class RoomSettings(BaseModel):
     keywords: bool = False
     n_alerts: int = 0
     n_mentions: int = 0
-    last_tip: float = 0.0
 
 
 _BOOL_FIELDS = ("alerts", "tips", "keywords")
@@ -62,6 +70,7 @@ class RoomStore:
         self._gate = redis.register_script(ALERT_GATE_LUA)
         self._once = redis.register_script(ONCE_LUA)
         self._rate = redis.register_script(RATE_LUA)
+        self._claim_tip = redis.register_script(CLAIM_TIP_LUA)
 
     def _base(self, channel: str, room_id: str) -> str:
         tag = hashlib.blake2b(f"room\x1f{channel}\x1f{room_id}".encode(), digest_size=10).hexdigest()
@@ -78,8 +87,6 @@ class RoomStore:
         for name in ("n_alerts", "n_mentions"):
             if name in data:
                 fields[name] = int(data[name])
-        if "last_tip" in data:
-            fields["last_tip"] = float(data["last_tip"])
         return RoomSettings.model_validate(fields)
 
     async def set_flag(self, channel: str, room_id: str, name: str, on: bool) -> None:
@@ -90,18 +97,42 @@ class RoomStore:
             p.hset(key, name, "1" if on else "0")
             p.expire(key, ROOM_TTL_S)
             await p.execute()
+        if name == "tips":
+            await self._tips_index(channel, room_id, on)
+
+    @property
+    def tips_key(self) -> str:
+        """Rooms that asked for the weekly tip, scored by when they last got one."""
+        return f"{self.prefix}:tips"
+
+    async def _tips_index(self, channel: str, room_id: str, on: bool) -> None:
+        member = json.dumps([channel, room_id])
+        async with self.redis.pipeline(transaction=True) as p:
+            if on:
+                p.zadd(self.tips_key, {member: 0}, nx=True)
+            else:
+                p.zrem(self.tips_key, member)
+            p.expire(self.tips_key, ROOM_TTL_S)
+            await p.execute()
+
+    async def due_tips(self, now: float, period_s: float, limit: int = 50) -> list[tuple[str, str]]:
+        """(channel, room) pairs whose last tip is older than ``period_s``."""
+        members = await self.redis.zrangebyscore(self.tips_key, "-inf", now - period_s, start=0, num=limit)
+        return [tuple(json.loads(m)) for m in members]  # type: ignore[misc]
+
+    async def claim_tip(self, channel: str, room_id: str, now: float, period_s: float) -> bool:
+        """True for exactly one caller per due room (several bot processes may run)."""
+        member = json.dumps([channel, room_id])
+        return bool(int(await self._claim_tip(keys=[self.tips_key], args=[member, now, now - period_s])))
+
+    async def release_tip(self, channel: str, room_id: str) -> None:
+        """A send failed: make the room due again."""
+        await self.redis.zadd(self.tips_key, {json.dumps([channel, room_id]): 0}, xx=True)
 
     async def count(self, channel: str, room_id: str, name: str) -> None:
         key = f"{self._base(channel, room_id)}:room"
         async with self.redis.pipeline(transaction=True) as p:
             p.hincrby(key, name, 1)
-            p.expire(key, ROOM_TTL_S)
-            await p.execute()
-
-    async def mark_tip(self, channel: str, room_id: str, now: float) -> None:
-        key = f"{self._base(channel, room_id)}:room"
-        async with self.redis.pipeline(transaction=True) as p:
-            p.hset(key, "last_tip", str(now))
             p.expire(key, ROOM_TTL_S)
             await p.execute()
 
