@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rss_mb() -> float:
+    """Current resident memory of this process (Linux), to show it stays flat."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 def summarise(latencies: list[float], wall: float, label: str) -> dict[str, object]:
     lat = sorted(latencies)
     n = len(lat)
@@ -58,7 +68,9 @@ def summarise(latencies: list[float], wall: float, label: str) -> dict[str, obje
     }
 
 
-async def _in_process(users: int, per_user: int, redis_url: str | None, offset: int, progress: bool) -> tuple[list[float], float]:
+async def _in_process(users: int, per_user: int, redis_url: str | None, offset: int, progress: bool,
+                      start_at: float | None = None, waves: int = 1) -> tuple[list[float], float, float]:
+    """Latencies plus the wall-clock start and end of the measured part."""
     from bot.models import IncomingMessage
     from bot.runtime import Runtime
     from bot.settings import Settings
@@ -66,11 +78,11 @@ async def _in_process(users: int, per_user: int, redis_url: str | None, offset: 
     overrides: dict[str, object] = {"rate_user_per_min": 10**9}
     if redis_url:
         overrides["redis_url"] = redis_url
-    settings = Settings(_env_file=None, data_dir=Path("var/bench"), **overrides)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp(prefix="fanzha-bench-")), **overrides)  # type: ignore[call-arg]
     runtime = Runtime(settings)
     pipeline = await runtime.start()
     lat: list[float] = []
-    bar = tqdm(total=users * per_user, disable=not progress, unit="msg", file=sys.stderr, leave=False)
+    bar = tqdm(total=users * per_user * waves, disable=not progress, unit="msg", file=sys.stderr, leave=False)
 
     async def user(uid: int, record: bool) -> None:
         for i in range(per_user):
@@ -84,13 +96,19 @@ async def _in_process(users: int, per_user: int, redis_url: str | None, offset: 
 
     try:
         await asyncio.gather(*(user(10**6 + offset + u, False) for u in range(min(users, 10))))  # warm-up
-        t0 = time.perf_counter()
-        await asyncio.gather(*(user(offset + u, True) for u in range(users)))
-        wall = time.perf_counter() - t0
+        if start_at is not None:  # several processes start the measured part together
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+        started = time.time()
+        for wave in range(waves):  # each wave: new users, so sessions pile up in Redis
+            await asyncio.gather(*(user(offset + wave * users + u, True) for u in range(users)))
+            if waves > 1:
+                print(f"wave {wave + 1}/{waves}: rss {rss_mb()} MB, "
+                      f"keys in Redis {await runtime.redis.dbsize()}", file=sys.stderr)
+        ended = time.time()
     finally:
         bar.close()
         await runtime.close()
-    return lat, wall
+    return lat, started, ended
 
 
 async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tuple[list[float], float]:
@@ -117,7 +135,7 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("bot did not become ready")
-            bar = tqdm(total=users * per_user, disable=not progress, unit="msg", file=sys.stderr, leave=False)
+            bar = tqdm(total=users * per_user * waves, disable=not progress, unit="msg", file=sys.stderr, leave=False)
 
             async def user(uid: int) -> None:
                 for i in range(per_user):
@@ -142,17 +160,33 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
 def _multi_process(args: argparse.Namespace, redis_url: str) -> dict[str, object]:
     """N bench workers, each a bot process with its own pipeline, on one Redis."""
     share = max(1, args.users // args.processes)
-    cmd = [sys.executable, "-m", "bot.bench", "--worker", redis_url, str(share), str(args.messages)]
-    t0 = time.perf_counter()
+    start_at = time.time() + 15  # after every worker has imported, trained and warmed up
+    cmd = [sys.executable, "-m", "bot.bench", "--worker", redis_url, str(share), str(args.messages), str(start_at)]
     procs = [subprocess.Popen([*cmd, str(k * share)], stdout=subprocess.PIPE, text=True)
              for k in range(args.processes)]
     outs = [json.loads(p.communicate()[0]) for p in procs]
-    wall = time.perf_counter() - t0
     lat = [x for o in outs for x in o["lat"]]
-    inner_wall = max(o["wall"] for o in outs)
-    result = summarise(lat, inner_wall, f"{args.processes} processes")
-    result["wall_incl_startup_s"] = round(wall, 2)
-    return result
+    wall = max(o["end"] for o in outs) - min(o["start"] for o in outs)
+    return summarise(lat, wall, f"{args.processes} processes")
+
+
+def classify_rate(seconds: float = 1.0) -> dict[str, object]:
+    """Matcher alone, single-threaded, over the training phrasings: messages/s, p50, p99."""
+    from knowledge.loader import load
+    from knowledge.matcher import Matcher
+
+    kb = load()
+    matcher = Matcher.from_kb(kb)
+    texts = [t for lines in kb.examples.values() for t in lines]
+    lat: list[float] = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        matcher.classify(texts[i % len(texts)])
+        lat.append(time.perf_counter() - t)
+        i += 1
+    return summarise(lat, sum(lat), "classify only")
 
 
 def _peer(users: int, per_user: int) -> dict[str, object]:
@@ -187,8 +221,9 @@ def main(args: argparse.Namespace) -> int:
                 assert redis_url is not None
                 results.append(_multi_process(args, redis_url))
             else:
-                lat, wall = asyncio.run(_in_process(args.users, args.messages, redis_url, 0, progress))
-                results.append(summarise(lat, wall, "in-process"))
+                lat, started, ended = asyncio.run(
+                    _in_process(args.users, args.messages, redis_url, 0, progress, waves=args.waves))
+                results.append(summarise(lat, ended - started, "in-process"))
             if args.peer:
                 if not PEER.exists():
                     print(f"peer benchmark not found at {PEER}", file=sys.stderr)
@@ -200,6 +235,7 @@ def main(args: argparse.Namespace) -> int:
         if own_server is not None:
             own_server.stop()  # type: ignore[attr-defined]
     ours = [r for r in results if r["mode"] != "aiogram peer"]
+    classify = classify_rate()
     if args.json:
         best = ours[-1]
         line = {k: best[k] for k in ("msgs_per_s", "p50_ms", "p99_ms")}
@@ -207,10 +243,11 @@ def main(args: argparse.Namespace) -> int:
             peers = [r for r in results if r["mode"] == "aiogram peer"]
             line["peer_msgs_per_s"] = round(statistics.fmean(float(p["msgs_per_s"]) for p in peers), 1)
             line["ratio"] = round(statistics.fmean(float(o["msgs_per_s"]) for o in ours) / line["peer_msgs_per_s"], 2)
+        line["classify_per_s"] = classify["msgs_per_s"]
         print(json.dumps(line))
         return 0
     print(f"{'mode':<16}{'messages':>10}{'msgs/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    for r in results:
+    for r in [*results, classify]:
         print(f"{r['mode']!s:<16}{r['messages']!s:>10}{r['msgs_per_s']!s:>12}{r['p50_ms']!s:>10}{r['p99_ms']!s:>10}")
     if args.peer:
         peers = [float(r["msgs_per_s"]) for r in results if r["mode"] == "aiogram peer"]
@@ -220,9 +257,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _worker(argv: list[str]) -> None:
-    redis_url, users, per_user, offset = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    lat, wall = asyncio.run(_in_process(users, per_user, redis_url, offset, False))
-    print(json.dumps({"lat": lat, "wall": wall}))
+    redis_url, users, per_user, start_at, offset = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), int(argv[4])
+    lat, started, ended = asyncio.run(_in_process(users, per_user, redis_url, offset, False, start_at))
+    print(json.dumps({"lat": lat, "start": started, "end": ended}))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--processes", type=int, default=1, help="bot processes sharing one Redis")
     bench.add_argument("--peer", action="store_true", help="also run the aiogram peer, A B A B")
+    bench.add_argument("--waves", type=int, default=1,
+                       help="repeat with new users N times, printing memory after each wave")
     return parser
 
 
