@@ -86,6 +86,19 @@ MIN_COVERAGE = 0.2
 never used (gibberish, emoji, another language): ``ambiguous`` whatever the softmax says,
 because a linear model's confidence there only reflects the class priors."""
 
+PAID_RE = re.compile(
+    r"(?<![给向])(?:我|已经|已|都|又|先后|陆续|一共|总共|前后)?"
+    r"(?:转了|转过去|转过|充了|充进去|付了|付过|交了|打过去|汇了|汇过去|被扣了|扣了我|被骗走|骗走了|骗了我)"
+    r"(?!我|一分|几毛|0\.01)"
+)
+"""The user says money has already left ("充了十几万进去", "转了之后人就消失了"). scenarios.md:
+in scam_check, "if the user already paid → fraud_victim" — whose first reply also says to stop
+paying — so a scam_check reading with this cue hands over to fraud_victim. "给我转了…" and
+"转了我一分钱" (money *to* the user, a classic test transfer) do not count."""
+
+PAID_SWITCH_MIN_PROBABILITY = 0.05
+"""fraud_victim must be at least a plausible reading for the paid cue to switch to it."""
+
 NGRAM_RANGE = (1, 2)
 """Character unigrams and bigrams (best in cross-validation on the examples). The fast
 scorer (``Matcher._lookup``) looks up exactly these two sizes."""
@@ -420,6 +433,11 @@ class Matcher:
                 ):
                     scenario, confidence = lead, max(lead_p, evidence)
             also = [s for s in ordered if s != scenario and s != "out_of_scope"]
+        if (scenario == "scam_check" and "fraud_victim" in self._col
+                and pl[self._col["fraud_victim"]] >= PAID_SWITCH_MIN_PROBABILITY and PAID_RE.search(text)):
+            scenario = "fraud_victim"
+            confidence = max(confidence, pl[self._col["fraud_victim"]])
+            also = ["scam_check", *[x for x in also if x not in ("scam_check", "fraud_victim")]]
         return Classification(
             scenario=scenario,
             confidence=confidence,
