@@ -9,21 +9,9 @@ referenced by id everywhere else. These models are the contract those YAML files
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
-
-SCENARIO_IDS: tuple[str, ...] = (
-    "account_stolen",
-    "wallet_loss",
-    "fraud_victim",
-    "info_leak",
-    "account_rental",
-    "account_frozen",
-    "scam_check",
-    "out_of_scope",
-)
-"""The fixed scenario ids of architecture.md, in menu order."""
 
 ScenarioId = Literal[
     "account_stolen",
@@ -35,6 +23,9 @@ ScenarioId = Literal[
     "scam_check",
     "out_of_scope",
 ]
+"""The fixed scenario ids of architecture.md, in menu order."""
+
+SCENARIO_IDS: tuple[str, ...] = get_args(ScenarioId)
 
 
 class Status(str, Enum):
