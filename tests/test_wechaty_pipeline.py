@@ -1,0 +1,115 @@
+"""The WeChat channel with the real pipeline (real Redis-protocol server) behind the fake gateway.
+
+The ``pipeline`` fixture comes from tests/conftest.py. These check the end-to-end promises:
+a 1:1 question gets an answer, a redelivered message id gets exactly one answer, rooms stay
+quiet unless the bot is @-mentioned (then it @-replies the asker), non-text asks for text, and
+being added to a room gives one introduction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.channels.wechaty import WechatyChannel
+from bot.models import IncomingMessage, Outcome
+from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer
+from tests.wechaty_peer.support import fast_settings, until
+
+ROOM = "10001@chatroom"
+QUESTION = "有人冒充公安说我涉嫌洗钱，让我把钱转到安全账户，怎么办"
+
+
+class Counting:
+    """Wraps the pipeline: counts the calls, keeps the outcomes."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.calls: list[IncomingMessage] = []
+        self.outcomes: list[Outcome] = []
+
+    async def __call__(self, msg: IncomingMessage) -> Outcome:
+        self.calls.append(msg)
+        outcome = await self.pipeline.handle(msg)
+        self.outcomes.append(outcome)
+        return outcome
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[FakePuppetServer]:
+    server = FakePuppetServer()
+    server.add_contact("alice-id", "Alice")
+    server.add_contact("bob-id", "Bob")
+    server.add_room(ROOM, owner="bob-id", members=["bot-id", "alice-id", "bob-id"])
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def wired(peer: FakePuppetServer, pipeline: Any) -> AsyncIterator[Counting]:
+    handler = Counting(pipeline)
+    channel = WechatyChannel(fast_settings(peer.endpoint, peer.token), handler)
+    await channel.start()
+    await until(lambda: channel.ready, what="channel ready")
+    try:
+        yield handler
+    finally:
+        await channel.stop(drain_timeout=1.0)
+
+
+async def test_direct_question_gets_an_answer(peer: FakePuppetServer, wired: Counting) -> None:
+    peer.say("alice-id", QUESTION)
+    sent = await peer.wait_sent(1)
+    assert sent[0].conversation_id == "alice-id" and sent[0].text.strip()
+    assert wired.outcomes[0].scenario is not None
+
+
+async def test_duplicate_delivery_is_answered_once(peer: FakePuppetServer, wired: Counting) -> None:
+    mid = peer.say("alice-id", QUESTION)
+    await until(lambda: len(wired.outcomes) == 1)
+    await asyncio.sleep(0.3)
+    answered = len(peer.sent)
+    assert answered >= 1
+    peer.deliver(mid)  # the gateway delivers the same message again
+    await until(lambda: len(wired.outcomes) == 2)
+    assert wired.outcomes[1].duplicate
+    await asyncio.sleep(0.3)
+    assert len(peer.sent) == answered
+
+
+async def test_room_quiet_without_mention_and_at_reply_with_mention(
+        peer: FakePuppetServer, wired: Counting) -> None:
+    peer.say("alice-id", "大家晚上好", room=ROOM)
+    await until(lambda: len(wired.outcomes) == 1)
+    await asyncio.sleep(0.2)
+    assert peer.sent == [] and wired.calls[0].mentioned is False
+    peer.say("alice-id", "@反诈助手\u2005" + QUESTION, room=ROOM)  # by text only
+    sent = await peer.wait_sent(1)
+    assert wired.calls[1].mentioned is True
+    assert sent[0].conversation_id == ROOM
+    assert sent[0].text.startswith("@Alice ") and sent[0].mention_ids == ["alice-id"]
+
+
+async def test_non_text_direct_asks_for_text(peer: FakePuppetServer, wired: Counting) -> None:
+    peer.say("alice-id", "", type_=AUDIO)
+    sent = await peer.wait_sent(1)
+    assert wired.calls[0].kind == "non_text"
+    assert sent[0].conversation_id == "alice-id" and sent[0].text.strip()
+
+
+async def test_added_to_room_introduces_itself_once(peer: FakePuppetServer, wired: Counting) -> None:
+    peer.add_room("20002@chatroom", owner="alice-id", members=["alice-id"])
+    peer.add_bot_to_room("20002@chatroom", inviter="alice-id")
+    sent = await peer.wait_sent(1)
+    assert sent[0].conversation_id == "20002@chatroom" and sent[0].text.strip()
+    peer.add_bot_to_room("20002@chatroom", inviter="alice-id", ts_ms=int(time.time() * 1000) + 5)
+    await until(lambda: len(wired.calls) == 2)
+    await asyncio.sleep(0.3)
+    assert len(peer.sent) == len([s for s in sent if s.conversation_id == "20002@chatroom"])
