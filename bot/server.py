@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.http_app import make_app
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
+from bot.tips import run_tips
 
 log = logging.getLogger("bot.server")
 
@@ -49,6 +50,8 @@ async def serve(settings: Settings) -> int:
     await site.start()
     for ch in channels:
         await ch.start()  # type: ignore[attr-defined]
+    senders = {"wechaty": ch.send_to_room for ch in channels if hasattr(ch, "send_to_room")}
+    tips = asyncio.create_task(run_tips(pipeline.kb, pipeline.rooms, senders)) if senders else None
     host, port = settings.http_host, settings.http_port
     log.info("listening", extra={"url": f"http://{host}:{port}/"})
     print(f"反诈助手 running: open http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
@@ -59,6 +62,8 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if tips is not None:
+        tips.cancel()
     for ch in channels:
         await ch.stop()  # type: ignore[attr-defined]
     await runner.cleanup()

@@ -18,6 +18,7 @@ import pytest
 from bot.channels.wechaty import WechatyChannel
 from bot.models import IncomingMessage, Outcome
 from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer
+from tests.helpers import text_of
 from tests.wechaty_peer.support import fast_settings, until
 
 ROOM = "10001@chatroom"
@@ -113,3 +114,41 @@ async def test_added_to_room_introduces_itself_once(peer: FakePuppetServer, wire
     await until(lambda: len(wired.calls) == 2)
     await asyncio.sleep(0.3)
     assert len(peer.sent) == len([s for s in sent if s.conversation_id == "20002@chatroom"])
+
+
+async def test_group_admin_commands_follow_the_room_owner(peer: FakePuppetServer, wired: Counting) -> None:
+    peer.say("alice-id", "@反诈助手\u2005关闭提醒", room=ROOM, mention=["bot-id"])  # a member
+    refused = await peer.wait_sent(1)
+    assert wired.calls[0].is_admin is False
+    assert refused[0].text == "@Alice " + text_of(wired.pipeline.kb, "group_admin_only")
+    peer.say("bob-id", "@反诈助手\u2005关闭提醒", room=ROOM, mention=["bot-id"])  # the owner
+    done = await peer.wait_sent(2)
+    assert wired.calls[1].is_admin is True
+    assert done[1].text == "@Bob " + text_of(wired.pipeline.kb, "group_alerts_off")
+
+
+async def test_scam_ad_in_room_gets_one_warning(peer: FakePuppetServer, wired: Counting) -> None:
+    ad = "高价收购微信号，老号实名号都要，当天结算，私聊"
+    for _ in range(3):
+        peer.say("alice-id", ad, room=ROOM)
+    await until(lambda: len(wired.outcomes) == 3)
+    await asyncio.sleep(0.3)
+    warnings = [s for s in peer.sent if s.conversation_id == ROOM]
+    assert len(warnings) == 1 and "Alice" in warnings[0].text
+
+
+async def test_weekly_tip_reaches_the_room(peer: FakePuppetServer, pipeline: Any) -> None:
+    from bot.tips import WEEK_S, send_due_tips
+
+    channel = WechatyChannel(fast_settings(peer.endpoint, peer.token), pipeline.handle)
+    await channel.start()
+    await until(lambda: channel.ready, what="channel ready")
+    try:
+        await pipeline.rooms.set_flag("wechaty", ROOM, "tips", True)
+        sent = await send_due_tips(pipeline.kb, pipeline.rooms, {"wechaty": channel.send_to_room},
+                                   now=WEEK_S * 200)
+        assert sent == 1
+        out = await peer.wait_sent(1)
+        assert out[0].conversation_id == ROOM and out[0].text.strip()
+    finally:
+        await channel.stop(drain_timeout=1.0)

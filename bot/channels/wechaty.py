@@ -956,6 +956,10 @@ class WechatyChannel:
                               extra={"channel": CHANNEL, "count": lost})
                     return
 
+    async def send_to_room(self, room_id: str, text: str) -> None:
+        """Proactive message to a room (the weekly tip): split, paced and retried like replies."""
+        await self._deliver(room_id, True, [Reply(text=text)], "proactive", {})
+
     async def _send(self, conv: str, text: str, mention: list[str], ref: str) -> bool:
         s = self.settings
         for attempt in range(1, s.send_retries + 1):
