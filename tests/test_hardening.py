@@ -188,7 +188,24 @@ def test_run_serves_then_stops_cleanly_on_sigterm(redis_url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        assert client.keys("*:lock") == []  # no conversation left locked by the stopped process
+    finally:
+        client.close()
     stderr = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in stderr
     for line in stderr.splitlines():
         if line.startswith("{"):
             assert "钱包里的钱没了" not in line
+
+
+def test_log_lines_are_json_and_drop_unlisted_fields() -> None:
+    record = logging.LogRecord("bot.pipeline", logging.INFO, __file__, 1, "turn", None, None)
+    record.text = f"我的卡号{CARD}"  # a careless extra=... must not reach the log
+    record.conv = "abc123"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["event"] == "turn" and line["conv"] == "abc123"
+    assert "text" not in line and CARD not in json.dumps(line, ensure_ascii=False)
