@@ -459,7 +459,7 @@ async def test_stop_during_a_gateway_call_is_prompt(peer: FakePuppetServer, conn
 
 async def test_stop_is_bounded_even_if_the_client_swallows_cancellation(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import bot.channels.wechaty as mod
+    import bot.channels.wechaty.channel as mod
 
     async def stubborn_run(self: Any, on_event: Any) -> None:
         on_event("heartbeat", None)

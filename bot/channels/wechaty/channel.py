@@ -1,50 +1,30 @@
-"""WeChat through a Wechaty puppet-service gateway (gRPC), as a thin adapter around the pipeline.
+"""The WeChat channel itself: connection lifecycle, inbound routing and outbound delivery.
 
-The gateway (a puppet-service server that someone runs next to a WeChat account) streams
-events; for each text message this adapter builds an ``IncomingMessage``, awaits the pipeline
-and sends the ``Outcome``'s replies back to the same conversation.
-
-Only ``_PuppetLink`` touches the Python protocol client (``wechaty-puppet-service``, which is
-unmaintained since 2022/23): if its pins ever break, a client generated from ``puppet.proto``
-replaces that one class. The python ``wechaty`` package itself is never imported (it does not
-import on Python >= 3.11). What the adapter adds on top of the bare client:
-
-* a reconnect loop with exponential backoff, and a watchdog (``ding`` keepalives; no event for
-  N minutes -> reconnect), because the client has neither and a silent TCP drop hangs it;
-* ordering: payloads are fetched in arrival order, then each conversation (room, or talker in
-  1:1) is handled strictly in order, different conversations concurrently (bounded);
-* filters: the bot's own echoes, history replayed after a (re)connect, and a message id that is
-  already being processed; non-text in rooms is dropped, non-text in 1:1 becomes ``non_text``;
-* mention detection by id list *or* by ``@<bot name>`` / ``@<bot alias in the room>`` text;
-* sending: long replies split at natural boundaries, paced per conversation and globally,
-  each send retried with backoff and, when it still fails, logged as an error (never silent).
-
-Logs carry message ids, hashed contact/room ids and lengths; never message text or the token.
+Everything here is about *when* things happen (reconnects, the watchdog, per-conversation
+ordering, pacing and retries); *how* the gateway is spoken to lives in ``link``, and the pure
+text rules in ``text``, so this module never touches the protocol client directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import hashlib
 import logging
 import random
-import re
 import time
-import traceback
-import warnings
-from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from prometheus_client import Counter as PromCounter
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.metrics import REGISTRY
 from bot.models import IncomingMessage, Outcome, Reply
+
+from .link import TYPE_TEXT, TYPES_NON_TEXT, WireContact, WireMessage, WireRoom, _client, _describe, _PuppetLink
+from .pacing import SendPacer, _TTLCache
+from .settings import WechatySettings
+from .text import _frames, mentions_name, split_text, tag, to_seconds
 
 log = logging.getLogger("bot.channels.wechaty")
 
@@ -57,407 +37,13 @@ EVENTS = PromCounter(
 CHANNEL = "wechaty"
 Handler = Callable[[IncomingMessage], Awaitable[Outcome]]
 
-INSTALL_HINT = "pip install 'fanzha-bot[wechaty]'"
-
-# Message types as the gateway sends them (TypeScript wechaty-puppet numbering; the Python
-# client's own remapping table stops at 15 and raises IndexError for Post = 16).
-TYPE_TEXT = 7
-TYPES_NON_TEXT = frozenset({1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 14, 15})
-"""Attachment, Audio, Contact card, ChatHistory, Emoticon, Image, Location, MiniProgram,
-Transfer, RedEnvelope, Url, Video. Unknown (0), GroupNote (10), Recalled (13), Post (16) and
-anything newer are system-ish and ignored."""
-
-CONTACT_OFFICIAL = 2
 CLIENT_STOP_TIMEOUT = 5.0
 """Seconds to wait for the protocol client's tasks when disconnecting or stopping."""
 
-ENDPOINT_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})$")
+P = TypeVar("P")
+"""A gateway payload type (``WireContact``, ``WireRoom``) kept in a ``_TTLCache``."""
 
 
-# --------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------
-class WechatySettings(BaseSettings):
-    """How to reach the puppet-service gateway, and how politely to talk to WeChat.
-
-    Endpoint and token are read from ``FANZHA_WECHATY_ENDPOINT`` / ``FANZHA_WECHATY_TOKEN``
-    first, then from Wechaty's standard ``WECHATY_PUPPET_SERVICE_ENDPOINT`` /
-    ``WECHATY_PUPPET_SERVICE_TOKEN``: the project's own names win when both are set.
-    """
-
-    model_config = SettingsConfigDict(
-        env_prefix="FANZHA_WECHATY_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-    )
-
-    endpoint: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("FANZHA_WECHATY_ENDPOINT", "WECHATY_PUPPET_SERVICE_ENDPOINT"),
-        description="host:port of the puppet-service gateway (plain h2c, no TLS)",
-    )
-    token: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("FANZHA_WECHATY_TOKEN", "WECHATY_PUPPET_SERVICE_TOKEN"),
-        description="the gateway's token (sent as the HTTP/2 :authority)",
-    )
-    send_interval_room: float = Field(default=1.0, ge=0, le=60, description="s between sends to one conversation")
-    send_interval_global: float = Field(default=0.2, ge=0, le=60, description="s between any two sends")
-    max_reply_chars: int = Field(default=600, ge=40, le=10_000, description="longer replies are split")
-    send_retries: int = Field(default=3, ge=1, le=10, description="tries per outgoing message")
-    send_retry_backoff: float = Field(default=1.0, ge=0, le=60, description="s before the 2nd try, doubled after")
-    watchdog_minutes: float = Field(default=5.0, gt=0, le=120, description="no event this long -> reconnect")
-    reconnect_backoff: float = Field(default=1.0, gt=0, le=600, description="first reconnect delay, s")
-    reconnect_backoff_max: float = Field(default=60.0, gt=0, le=3600, description="reconnect delay cap, s")
-    history_skew: float = Field(default=10.0, ge=0, le=3600, description="s of clock skew allowed for history")
-    rpc_timeout: float = Field(default=15.0, gt=0, le=300, description="s per gateway call")
-    max_concurrency: int = Field(default=8, ge=1, le=256, description="conversations handled at once")
-    bot_name: str | None = Field(
-        default=None, max_length=64,
-        description="extra name for '@name' detection when the gateway reports none",
-    )
-
-    @field_validator("endpoint", mode="before")
-    @classmethod
-    def _endpoint(cls, v: object) -> object:
-        if v is None:
-            return None
-        v = str(v).strip()
-        if not v:
-            return None
-        if "://" in v:
-            raise ValueError("use host:port without a scheme (the client speaks plain h2c, no TLS)")
-        m = ENDPOINT_RE.match(v)
-        if m is None or not 0 < int(m.group("port")) < 65536:
-            raise ValueError("must be host:port, e.g. 10.0.0.5:8788")
-        return v
-
-    @field_validator("token", mode="before")
-    @classmethod
-    def _token(cls, v: object) -> object:
-        if v is None:
-            return None
-        raw = v.get_secret_value() if isinstance(v, SecretStr) else str(v)
-        raw = raw.strip()
-        return raw or None
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        assert self.endpoint is not None
-        host, _, port = self.endpoint.rpartition(":")
-        return host.strip("[]"), int(port)
-
-
-_ENV_NAMES = {
-    "endpoint": "FANZHA_WECHATY_ENDPOINT / WECHATY_PUPPET_SERVICE_ENDPOINT",
-    "token": "FANZHA_WECHATY_TOKEN / WECHATY_PUPPET_SERVICE_TOKEN",
-}
-
-
-def wechaty_settings_from_env(**overrides: Any) -> WechatySettings | None:
-    """The WeChat channel's settings, or None when it is not configured at all.
-
-    Raises ``ValueError`` (one line, naming the variable) when only one of endpoint and token
-    is set, or when a value is invalid. The token's value never appears in the message.
-    """
-    try:
-        settings = WechatySettings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]).lower() if err["loc"] else "settings"
-        field = next((f for f in _ENV_NAMES if f in field), field)  # aliases name the env var
-        name = _ENV_NAMES.get(field, "FANZHA_WECHATY_" + field.upper())
-        shown = "" if field == "token" else f" (got {err.get('input')!r})"
-        raise ValueError(f"{name}: {err['msg']}{shown}") from None
-    if settings.endpoint is None and settings.token is None:
-        return None
-    if settings.endpoint is None:
-        raise ValueError(
-            "WECHATY_PUPPET_SERVICE_TOKEN is set but WECHATY_PUPPET_SERVICE_ENDPOINT is not: set the "
-            "gateway's host:port (token-only discovery over the internet is not supported)"
-        )
-    if settings.token is None:
-        raise ValueError(
-            "WECHATY_PUPPET_SERVICE_ENDPOINT is set but WECHATY_PUPPET_SERVICE_TOKEN is not: "
-            "the puppet-service gateway needs its token (any non-empty string it was started with)"
-        )
-    return settings
-
-
-# --------------------------------------------------------------------------------------
-# Pure helpers: splitting, mentions, timestamps, log-safe ids
-# --------------------------------------------------------------------------------------
-_BOUNDARIES = ("\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", "，", ",", "、", " ")
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut ``text`` into chunks of at most ``limit`` characters at natural boundaries.
-
-    Prefers a blank line, then a newline, then 。 (kept with its sentence), then other
-    punctuation, then a space, as long as the chunk stays at least 30% full; otherwise the
-    latest boundary of any kind; cuts hard only when the window has no boundary at all.
-    """
-    if limit < 1:
-        raise ValueError("limit must be positive")
-    text = text.strip()
-    chunks: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = best = 0
-        for sep in _BOUNDARIES:
-            idx = window.rfind(sep)
-            if idx <= 0:
-                continue
-            end = idx + len(sep)
-            if end >= limit * 0.3:
-                cut = end
-                break
-            best = max(best, end)
-        if cut <= 0:
-            cut = best or limit
-        chunk = text[:cut].strip()
-        if chunk:
-            chunks.append(chunk)
-        text = text[cut:].strip()
-    if text:
-        chunks.append(text)
-    return chunks
-
-
-@functools.lru_cache(maxsize=256)
-def _mention_re(name: str) -> re.Pattern[str]:
-    return re.compile("@" + re.escape(name) + r"(?:[\u2005\u0020]|$)")
-
-
-def mentions_name(text: str, names: Iterable[str | None]) -> bool:
-    """True when ``text`` has ``@<name>`` followed by U+2005, a space or the end of the text."""
-    return any(name and _mention_re(name).search(text) for name in names)
-
-
-def to_seconds(ts: float | int | None) -> float:
-    """Gateway timestamps are milliseconds (TypeScript servers) or seconds (some puppets)."""
-    if not ts:
-        return 0.0
-    ts = float(ts)
-    return ts / 1000.0 if ts > 1e11 else ts
-
-
-def tag(value: str | None) -> str:
-    """Short stable hash of a contact/room id, for logs."""
-    if not value:
-        return "-"
-    return hashlib.blake2b(value.encode(), digest_size=5).hexdigest()
-
-
-def _frames(exc: BaseException) -> str:
-    """Where an exception happened, without its message (which may quote user text)."""
-    return "".join(traceback.format_tb(exc.__traceback__)[-6:]).rstrip()
-
-
-class _TTLCache:
-    """A small LRU with per-entry expiry (names, room info); bounded, so it never grows."""
-
-    def __init__(self, ttl: float, size: int = 2048) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, value = item
-        if expires < time.monotonic():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        self._data[key] = (time.monotonic() + self.ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
-
-
-class SendPacer:
-    """Two-level pacing of outgoing messages: per conversation and globally.
-
-    Modelled on python-telegram-bot's ``AIORateLimiter`` (per chat + overall), as minimum
-    intervals: WeChat limits accounts that send in bursts. Slots are reserved without an
-    ``await`` between read and write, so concurrent callers never share a slot.
-    """
-
-    def __init__(self, per_key: float, global_: float) -> None:
-        self.per_key = per_key
-        self.global_ = global_
-        self._next: dict[str, float] = {}
-        self._next_global = 0.0
-
-    async def wait(self, key: str) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next.get(key, 0.0))
-        self._next[key] = slot + self.per_key
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        now = time.monotonic()
-        gslot = max(now, self._next_global)
-        self._next_global = gslot + self.global_
-        if gslot > now:
-            await asyncio.sleep(gslot - now)
-        done = time.monotonic()
-        self._next[key] = max(self._next.get(key, 0.0), done + self.per_key)
-        if len(self._next) > 1024:
-            self._next = {k: t for k, t in self._next.items() if t > done}
-
-
-# --------------------------------------------------------------------------------------
-# The protocol client, behind the smallest surface we need (the swap point)
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WireMessage:
-    id: str
-    text: str
-    talker_id: str
-    room_id: str
-    listener_id: str
-    mention_ids: tuple[str, ...]
-    type: int
-    timestamp: float  # seconds since the epoch; 0 = unknown
-
-
-@dataclass(frozen=True)
-class WireContact:
-    id: str
-    name: str
-    official: bool  # an official (subscription/service) account: never answered
-
-
-@dataclass(frozen=True)
-class WireRoom:
-    id: str
-    topic: str
-    owner_id: str
-    admin_ids: frozenset[str]
-
-
-class _TokenFilter(logging.Filter):
-    """The client logs its options at WARNING, token included: drop those records."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "token" not in str(record.msg).lower()
-
-
-@functools.lru_cache(maxsize=1)
-def _client() -> tuple[Any, Any, Any]:
-    """Import the protocol client lazily: the rest of the bot runs without the extra."""
-    try:
-        with warnings.catch_warnings():  # "'telnetlib' is deprecated" on 3.11/3.12
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from wechaty_grpc.wechaty import PuppetStub
-            from wechaty_puppet import PuppetOptions
-            from wechaty_puppet_service import PuppetService
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(f"the WeChat channel needs the wechaty extra: {INSTALL_HINT} ({exc})") from None
-    for name in ("hpack", "h2", "grpclib"):
-        # At DEBUG these log every HTTP/2 header, the token (:authority) included.
-        lg = logging.getLogger(name)
-        if lg.level == logging.NOTSET or lg.level < logging.INFO:
-            lg.setLevel(logging.INFO)
-    for name in ("PuppetService", "WechatyPuppetServiceConfig"):
-        # Route the client's own loggers into ours (they bypass logging config by default).
-        lg = logging.getLogger(name)
-        lg.handlers = []
-        lg.propagate = True
-        lg.setLevel(logging.WARNING)
-        if not any(isinstance(f, _TokenFilter) for f in lg.filters):
-            lg.addFilter(_TokenFilter())
-    return PuppetOptions, PuppetService, PuppetStub
-
-
-class _PuppetLink:
-    """One connection to the gateway: the only code that knows the Python client's API."""
-
-    EVENTS = ("message", "room-join", "login", "logout", "heartbeat", "dong", "ready", "scan",
-              "friendship", "room-leave", "room-topic", "room-invite", "error")
-
-    def __init__(self, settings: WechatySettings) -> None:
-        self.settings = settings
-        self._puppet: Any = None
-        self._rpc: Any = None
-
-    async def run(self, on_event: Callable[[str, Any], None]) -> None:
-        """Connect, Stop/Start the gateway's puppet, and stream events until the stream ends."""
-        host, port = self.settings.host_port
-        # The client's own reachability check is a blocking telnet with a 3 s timeout; probe
-        # without blocking the loop first, so a dead gateway costs nothing but a refused connect.
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=3.0)
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-        options_cls, service_cls, _ = _client()
-        assert self.settings.token is not None
-        puppet = service_cls(options_cls(end_point=self.settings.endpoint,
-                                         token=self.settings.token.get_secret_value()))
-        self._puppet = puppet
-        for name in self.EVENTS:
-            puppet.on(name, functools.partial(on_event, name))
-        await puppet.start()  # returns only when the event stream ends
-
-    def close(self) -> None:
-        """Close the HTTP/2 channel (also needed on Python >= 3.12 for servers to shut down)."""
-        puppet, self._puppet = self._puppet, None
-        if puppet is not None and getattr(puppet, "channel", None) is not None:
-            with contextlib.suppress(Exception):
-                puppet.channel.close()
-            puppet.channel = None
-
-    @property
-    def _stub(self) -> Any:
-        """A stub of our own on the client's channel, with a per-call timeout (the client's
-        stub has none, and must not: it also carries the endless event stream)."""
-        channel = getattr(self._puppet, "channel", None)
-        if channel is None:
-            raise ConnectionError("not connected to the wechaty gateway")
-        if self._rpc is None or self._rpc.channel is not channel:
-            self._rpc = _client()[2](channel, timeout=self.settings.rpc_timeout)
-        return self._rpc
-
-    async def message(self, message_id: str) -> WireMessage:
-        r = await self._stub.message_payload(id=message_id)
-        return WireMessage(
-            id=r.id or message_id, text=r.text or "", talker_id=r.from_id or "", room_id=r.room_id or "",
-            listener_id=r.to_id or "", mention_ids=tuple(r.mention_ids or ()), type=int(r.type or 0),
-            timestamp=to_seconds(r.timestamp),
-        )
-
-    async def contact(self, contact_id: str) -> WireContact:
-        r = await self._stub.contact_payload(id=contact_id)
-        return WireContact(id=contact_id, name=r.name or "", official=int(r.type or 0) == CONTACT_OFFICIAL)
-
-    async def room(self, room_id: str) -> WireRoom:
-        r = await self._stub.room_payload(id=room_id)
-        return WireRoom(id=r.id or room_id, topic=r.topic or "", owner_id=r.owner_id or "",
-                        admin_ids=frozenset(r.admin_ids or ()))
-
-    async def room_alias(self, room_id: str, member_id: str) -> str:
-        r = await self._stub.room_member_payload(id=room_id, member_id=member_id)
-        return r.room_alias or ""
-
-    async def send_text(self, conversation_id: str, text: str, mention_ids: list[str]) -> str:
-        r = await self._stub.message_send_text(
-            conversation_id=conversation_id, text=text, mentonal_ids=mention_ids)
-        return r.id or ""
-
-    async def ding(self) -> None:
-        await self._stub.ding(data="fanzha")
-
-
-# --------------------------------------------------------------------------------------
-# The channel
-# --------------------------------------------------------------------------------------
 class WechatyChannel:
     """The WeChat channel: ``await start()`` spawns its tasks, ``await stop()`` ends them."""
 
@@ -470,9 +56,9 @@ class WechatyChannel:
         self._pacer = SendPacer(settings.send_interval_room, settings.send_interval_global)
         self._sem = asyncio.Semaphore(settings.max_concurrency)
         self._watchdog_s = settings.watchdog_minutes * 60.0
-        self._names = _TTLCache(ttl=3600.0)
-        self._rooms = _TTLCache(ttl=60.0)
-        self._aliases = _TTLCache(ttl=600.0)
+        self._names: _TTLCache[str, WireContact] = _TTLCache(ttl=3600.0)
+        self._rooms: _TTLCache[str, WireRoom] = _TTLCache(ttl=60.0)
+        self._aliases: _TTLCache[str, str] = _TTLCache(ttl=600.0)
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._inflight: set[str] = set()
         self._convs: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
@@ -680,7 +266,7 @@ class WechatyChannel:
 
     def _enqueue(self, item: tuple[str, Any]) -> None:
         kind, value = item
-        key = value if kind == "message" else self._join_key(value)
+        key = self._inflight_key(kind, value)
         if key is not None:
             if key in self._inflight:
                 self._count("dropped_inflight_duplicate")
@@ -689,6 +275,11 @@ class WechatyChannel:
                 return
             self._inflight.add(key)
         self._inbox.put_nowait(item)
+
+    def _inflight_key(self, kind: str, value: Any) -> str | None:
+        """The id an inbox item is deduplicated on while in flight: the message id, or the
+        join key (None for a join that does not add the bot, which is then never tracked)."""
+        return value if kind == "message" else self._join_key(value)
 
     def _join_key(self, p: Any) -> str | None:
         """A stable id for a room-join event that adds the bot (the pipeline dedupes on it)."""
@@ -710,7 +301,7 @@ class WechatyChannel:
     async def _consume(self) -> None:
         while True:
             kind, value = await self._inbox.get()
-            key = value if kind == "message" else self._join_key(value)
+            key = self._inflight_key(kind, value)
             routed = False
             try:
                 if kind == "message":
@@ -877,43 +468,39 @@ class WechatyChannel:
         return mentions_name(m.text, (alias,))
 
     # -- cached lookups (failures degrade to "unknown", never fail the message) -----------
-    async def _contact(self, contact_id: str) -> WireContact | None:
-        cached = self._names.get(contact_id)
+    async def _cached_payload(self, cache: _TTLCache[str, P], kind: str, key: str,
+                              fetch: Callable[[_PuppetLink], Awaitable[P]]) -> P | None:
+        """``cache[key]``, else ``fetch`` it from the gateway and cache it; ``None`` when not
+        connected or the gateway fails (logged with ``kind``; failures are not cached, so the
+        next message retries)."""
+        cached = cache.get(key)
         if cached is not None:
             return cached
         link = self._link
         if link is None:
             return None
         try:
-            contact = await link.contact(contact_id)
+            payload = await fetch(link)
         except Exception as exc:  # noqa: BLE001
             self._reraise_if_cancelled(exc)
-            log.info("wechaty contact %s: payload unavailable (%s)", tag(contact_id), _describe(exc),
+            # ``kind`` goes into the template (not the args) so each record's ``msg`` stays
+            # the fixed "wechaty contact|room %s: ..." string that log grouping keys on.
+            log.info(f"wechaty {kind} %s: payload unavailable (%s)", tag(key), _describe(exc),
                      extra={"channel": CHANNEL})
             return None
-        self._names.put(contact_id, contact)
-        return contact
+        cache.put(key, payload)
+        return payload
+
+    async def _contact(self, contact_id: str) -> WireContact | None:
+        return await self._cached_payload(self._names, "contact", contact_id,
+                                          lambda link: link.contact(contact_id))
 
     async def _contact_name(self, contact_id: str) -> str | None:
         contact = await self._contact(contact_id)
         return (contact.name or None) if contact else None
 
     async def _room(self, room_id: str) -> WireRoom | None:
-        cached = self._rooms.get(room_id)
-        if cached is not None:
-            return cached
-        link = self._link
-        if link is None:
-            return None
-        try:
-            room = await link.room(room_id)
-        except Exception as exc:  # noqa: BLE001
-            self._reraise_if_cancelled(exc)
-            log.info("wechaty room %s: payload unavailable (%s)", tag(room_id), _describe(exc),
-                     extra={"channel": CHANNEL})
-            return None
-        self._rooms.put(room_id, room)
-        return room
+        return await self._cached_payload(self._rooms, "room", room_id, lambda link: link.room(room_id))
 
     async def _self_alias(self, room_id: str) -> str | None:
         if not self._self_id:
@@ -995,17 +582,3 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
     """Mark a task's exception as seen (no 'exception was never retrieved' at shutdown)."""
     if not task.cancelled():
         task.exception()
-
-
-def _describe(exc: object) -> str:
-    """A log-safe one-liner for client/transport errors (gRPC status, connection errors)."""
-    status = getattr(exc, "status", None)
-    if status is not None and hasattr(status, "name"):
-        detail = getattr(exc, "message", None) or ""
-        return f"{type(exc).__name__} {status.name}{': ' + str(detail)[:120] if detail else ''}"
-    if isinstance(exc, BaseException):
-        if isinstance(exc, (OSError, asyncio.TimeoutError, ConnectionError)):
-            return f"{type(exc).__name__}: {str(exc)[:120]}"
-        return type(exc).__name__
-    data = getattr(exc, "data", None)
-    return f"{type(exc).__name__}: {str(data)[:200]}" if data is not None else type(exc).__name__
