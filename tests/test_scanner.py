@@ -1,7 +1,9 @@
 """The group scanner: catches scam ads, stays quiet on warnings, questions and normal posts.
 
-Targets (on tests/data/heldout_group.jsonl and on shared/eval/dev_group.jsonl beside the
-repository): recall ≥ 0.9 and at most one false alert per 20 benign messages.
+Targets (on tests/data/heldout_group.jsonl, on shared/eval/dev_group.jsonl beside the
+repository and, when present, on the blind set tests/data/blind_group.jsonl): recall ≥ 0.9 and
+at most one false alert per 20 benign messages. None of these files is trained on: the learned
+opinion trains on knowledge/data/group/ads.txt and benign.txt only.
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from knowledge import scanner as scanner_module
 from knowledge.evaluate import evaluate_group, format_group_report
 from knowledge.loader import ARTICLE_RE, PHONE_LIKE_RE, read
+from knowledge.matcher import normalize
 from knowledge.render import REF_RE
-from knowledge.scanner import Scanner
+from knowledge.scanner import (
+    AD_THRESHOLD,
+    MODEL_MIN_CHARS,
+    VETO_THRESHOLD,
+    Scanner,
+    read_group_examples,
+)
 
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_group.jsonl"
+BLIND = HERE / "data" / "blind_group.jsonl"
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 PATTERN_IDS = {
@@ -70,9 +81,142 @@ def test_dev_targets(scanner: Scanner) -> None:
     _check_targets(scanner, _dev_file("dev_group.jsonl"))
 
 
+def test_blind_targets(scanner: Scanner) -> None:
+    """The blind set, written by someone who never saw the rules or the training lines."""
+    assert BLIND.exists(), f"blind set missing: {BLIND}"
+    r = evaluate_group(scanner, BLIND)
+    assert r.ads >= 20 and r.benign >= 20, format_group_report(r)
+    _check_targets(scanner, BLIND)
+
+
 def test_heldout_names_the_right_pattern(scanner: Scanner) -> None:
     r = evaluate_group(scanner, HELDOUT)
     assert r.pattern_correct >= 0.9 * r.pattern_labelled, format_group_report(r)
+
+
+def test_every_alert_names_a_pattern(scanner: Scanner) -> None:
+    rows = [json.loads(x) for x in HELDOUT.read_text(encoding="utf-8").splitlines() if x.strip()]
+    ads, benign = read_group_examples()
+    texts = [str(r["text"]) for r in rows] + [t for _, t in ads] + benign
+    for text in texts:
+        r = scanner.scan(text)
+        assert r.reason
+        if r.alert:
+            assert r.pattern in PATTERN_IDS, r
+        else:
+            assert r.pattern is None, r
+
+
+# ----------------------------------------------------------------------------- learned opinion
+
+
+def test_training_lines_are_well_formed_and_not_copied_from_the_test_sets() -> None:
+    kb, _ = read()
+    assert kb is not None
+    ads, benign = read_group_examples()
+    assert len(ads) >= 300 and len(benign) >= 300
+    alerting = {p.id for p in kb.patterns.values() if p.group_alert}
+    assert {p for p, _ in ads} == alerting  # every alerting pattern has ads, no other label
+    tests = [HELDOUT] + [p for p in (SHARED_EVAL / "dev_group.jsonl", BLIND) if p.exists()]
+    seen = {
+        normalize(json.loads(x)["text"])
+        for path in tests
+        for x in path.read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    }
+    copied = [t for t in [t for _, t in ads] + benign if normalize(t) in seen]
+    assert not copied, copied
+
+
+def test_thresholds_are_ordered() -> None:
+    assert 0.0 < VETO_THRESHOLD < 0.5 < AD_THRESHOLD < 1.0
+
+
+def test_cross_validated_targets_on_the_training_lines() -> None:
+    """5-fold CV of the whole scan (rules, suppressor, model) on the training lines.
+
+    This is how AD_THRESHOLD and VETO_THRESHOLD were picked (see their docstrings); it guards
+    against an edit of ads.txt/benign.txt that quietly breaks the model.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    kb, _ = read()
+    assert kb is not None
+    ads, benign = read_group_examples()
+    texts = [t for _, t in ads] + benign
+    labels = [1] * len(ads) + [0] * len(benign)
+    tp = fp = named = 0
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(texts, labels):
+        fold = Scanner.train(
+            kb,
+            [ads[i] for i in train if i < len(ads)],
+            [benign[i - len(ads)] for i in train if i >= len(ads)],
+        )
+        for i in test:
+            r = fold.scan(texts[i])
+            if r.alert and labels[i]:
+                tp += 1
+                named += r.pattern == ads[i][0]
+            elif r.alert:
+                fp += 1
+    report = f"recall {tp}/{len(ads)}, false alerts {fp}/{len(benign)}, named {named}/{tp}"
+    assert tp >= 0.9 * len(ads), report
+    assert fp * 20 <= len(benign), report
+    assert named >= 0.9 * tp, report
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("借你的支付宝收几笔货款，收完转给我，给你提成", "payment_code_laundering"),
+        ("帮我们在你的群里发个海报，一个群给两块", "repost_for_money"),
+        ("投资亏了的朋友看过来，帮你把钱要回来，成功后再收费", "recovery_scam"),
+    ],
+)
+def test_the_model_catches_ads_no_rule_knows(scanner: Scanner, text: str, pattern: str) -> None:
+    assert scanner.match_patterns(text) == []
+    r = scanner.scan(text)
+    assert r.alert and r.pattern == pattern, r
+    assert r.reason.startswith("model p=") and "top n-grams: " in r.reason
+
+
+def test_victim_words_do_not_hide_a_recovery_ad_the_model_found(scanner: Scanner) -> None:
+    text = "被骗了的朋友别难过，我们团队帮你把钱要回来，成功再收费"
+    assert scanner.match_patterns(text) == []
+    r = scanner.scan(text)
+    assert r.alert and r.pattern == "recovery_scam", r
+
+
+def test_the_model_does_not_override_the_suppressor(scanner: Scanner) -> None:
+    text = "大家注意，有人发广告说借你的支付宝收几笔货款给提成，别理"
+    assert scanner.ad_probability(text) >= 0.0  # whatever it thinks
+    assert not scanner.scan(text).alert
+
+
+def test_the_model_vetoes_a_rule_on_a_plain_remark(scanner: Scanner) -> None:
+    text = "刷单没有不要先垫钱的，垫进去就别想拿回来"
+    assert "brushing_rebate" in scanner.match_patterns(text)
+    assert Scanner.suppressed(text) is None
+    r = scanner.scan(text)
+    assert not r.alert and r.pattern is None
+    assert "vetoed by model" in r.reason
+
+
+def test_the_model_alone_ignores_very_short_messages(
+    scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanner_module, "AD_THRESHOLD", 0.0)  # the model would fire on anything
+    assert len(normalize("收到马上到")) < MODEL_MIN_CHARS
+    assert not scanner.scan("收到，马上到").alert
+    assert scanner.scan("借你的支付宝收几笔货款，收完转给我").alert
+
+
+def test_unknown_pattern_labels_are_refused() -> None:
+    kb, _ = read()
+    assert kb is not None
+    ads, benign = read_group_examples()
+    with pytest.raises(ValueError, match="no_such_pattern"):
+        Scanner.train(kb, [*ads, ("no_such_pattern", "收微信号")], benign)
 
 
 def test_heldout_covers_every_alerting_pattern() -> None:
