@@ -161,8 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from bot.logs import setup_logging
 
+        if args.command == "chat":  # the terminal is the conversation: only problems go to stderr
+            setup_logging("WARNING" if settings.log_level in ("DEBUG", "INFO") else settings.log_level,
+                          settings.log_json)
+            return asyncio.run(_chat(settings))
         setup_logging(settings.log_level, settings.log_json)
-        coro = _chat(settings) if args.command == "chat" else _run(settings)
+        coro = _run(settings)
         return asyncio.run(coro)
     except SettingsError as exc:
         return _fail(str(exc))

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 
-SAFE_FIELDS = ("conv", "channel", "scenario", "state", "msg", "chars", "replies", "ms", "error",
+SAFE_FIELDS = ("conv", "channel", "scenario", "state", "msg_id", "chars", "replies", "ms", "error",
                "where", "url", "data_dir", "host", "port", "attempt", "delay", "room", "kinds",
                "duplicate", "count", "pattern")
 

@@ -104,16 +104,21 @@ class Dialog:
             if sid in AMOUNT_SCENARIOS:
                 key = "amount_big" if u.amount >= AMOUNT_LINE else "amount_small"
                 replies.append(self.t(key, amount=u.amount))
-        named = [p for p in u.patterns if p in self.kb.patterns and p in self.sc(sid).patterns]
-        if named:
-            pat = self.kb.patterns[named[0]]
-            replies.append(self.t("pattern_named", pattern=pat.name, giveaway=render(self.kb, pat.giveaway)))
+        replies += self.name_pattern(sid, u)
         others = [o for o in u.also if o != sid and o in self.kb.scenarios and o != "out_of_scope"]
         if others:
             s.offered = others[:2]
             titles = "、".join(f"「{self.sc(o).title}」" for o in s.offered)
             replies.append(self.t("also_offer", titles=titles))
         return replies
+
+    def name_pattern(self, sid: str, u: Understood) -> Replies:
+        """The scam pattern the user describes, and the one fact that gives it away."""
+        named = [p for p in u.patterns if p in self.kb.patterns and p in self.sc(sid).patterns]
+        if not named:
+            return []
+        pat = self.kb.patterns[named[0]]
+        return [self.t("pattern_named", pattern=pat.name, giveaway=render(self.kb, pat.giveaway))]
 
     def advance(self, s: Session) -> Replies:
         sc = self.sc(s.scenario or "out_of_scope")
@@ -256,7 +261,7 @@ class Dialog:
             return self._progress(s, u)
         if u.scenario is not None:
             if s.state == "scenario" and u.scenario == s.scenario:
-                return self.advance(s)
+                return self.name_pattern(s.scenario, u) or self.advance(s)
             if s.state == "scenario" and u.scenario == "out_of_scope":
                 return [self.t("reprompt")]  # small talk mid-flow must not drop the user's place
             return self.enter(s, u.scenario, u)

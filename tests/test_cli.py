@@ -61,3 +61,10 @@ def test_chat_walks_a_scenario(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "冻结" in out.stdout
     assert "第" in out.stdout and "条" in out.stdout
+
+
+def test_a_second_chat_session_is_not_mistaken_for_a_redelivery(tmp_path: Path) -> None:
+    env = {"FANZHA_DATA_DIR": str(tmp_path)}
+    assert run("chat", stdin="你好\n退出\n", env=env).returncode == 0
+    second = run("chat", stdin="钱包里的钱被人转走了\n退出\n", env=env)
+    assert "95017" in second.stdout  # the wallet_loss urgent reply, not the first run's menu
