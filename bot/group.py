@@ -14,9 +14,10 @@ import re
 
 from bot import metrics
 from bot.models import IncomingMessage, Reply
+from bot.privacy import redact
 from bot.store.rooms import RoomStore
 from dialogs.understand import Understander, squash
-from knowledge.render import law_citation, render
+from knowledge.render import law_citation, render, render_text
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -44,6 +45,13 @@ def strip_mentions(text: str, bot_name: str) -> str:
     return MENTION_RE.sub(" ", text).strip()
 
 
+def poster_name(name: str | None) -> str:
+    """A nickname as quoted in a public warning: personal data redacted, length capped."""
+    if not name:
+        return ""
+    return redact(name).text.strip()[:16]
+
+
 class GroupPolicy:
     """Decides and renders group replies; the pipeline provides locking and dedupe."""
 
@@ -57,6 +65,7 @@ class GroupPolicy:
         bot_name: str,
         pattern_cooldown_s: int,
         room_gap_s: int,
+        replies_per_min: int = 10,
     ) -> None:
         self.kb = kb
         self.understander = understander
@@ -65,22 +74,38 @@ class GroupPolicy:
         self.bot_name = bot_name
         self.pattern_cooldown_s = pattern_cooldown_s
         self.room_gap_s = room_gap_s
+        self.replies_per_min = replies_per_min
 
-    def t(self, key: str, **variables: object) -> str:
-        return render(self.kb, self.kb.texts[key], variables)
 
-    async def handle(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
+    async def handle(self, msg: IncomingMessage, text: str,
+                     secrets: list[str] | None = None) -> tuple[list[Reply], str | None]:
         """Replies for one room message (already redacted) and the scenario it touched."""
         room = msg.room_id or ""
         if msg.kind == "join":
             if await self.rooms.first_time(msg.channel, room, "intro"):
-                return [Reply(text=self.t("group_intro"))], None
+                return [Reply(text=render_text(self.kb, "group_intro"))], None
             return [], None
         if msg.kind != "text":
             return [], None
+        warning: list[Reply] = []
+        if secrets:  # a code or password posted in a group: warn the sender first, mentioned or not
+            what = "、".join(render_text(self.kb, f"kind_{k}") for k in secrets)
+            warning = [Reply(text=render_text(self.kb, "secret_warning", what=what), mention=[msg.user_id])]
         if msg.mentioned:
-            return await self._mentioned(msg, strip_mentions(text, self.bot_name))
-        return await self._unmentioned(msg, text)
+            replies, scenario = await self._mentioned(msg, strip_mentions(text, self.bot_name))
+        else:
+            replies, scenario = await self._unmentioned(msg, text)
+        replies = warning + replies
+        if replies and not await self._may_speak(msg):
+            return [], None
+        return replies, scenario
+
+    async def _may_speak(self, msg: IncomingMessage) -> bool:
+        """The bot's own flood limit per room (an @-mention flood must not make it a spammer)."""
+        if await self.rooms.over_rate(msg.channel, msg.room_id or "", self.replies_per_min):
+            metrics.RATE_LIMITED.inc()
+            return False
+        return True
 
     async def _mentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
@@ -89,16 +114,16 @@ class GroupPolicy:
         if command is not None:
             name, value, key = command
             if squash(text) not in READ_ONLY and not msg.is_admin:
-                return [Reply(text=self.t("group_admin_only"), mention=at)], None
+                return [Reply(text=render_text(self.kb, "group_admin_only"), mention=at)], None
             if value is not None:
                 await self.rooms.set_flag(msg.channel, room, name, value)
-                return [Reply(text=self.t(key), mention=at)], None
+                return [Reply(text=render_text(self.kb, key), mention=at)], None
             if key == "group_stats":
                 st = await self.rooms.get(msg.channel, room)
-                state = "开启" if st.alerts else "关闭"
-                return [Reply(text=self.t(key, alerts=st.n_alerts, mentions=st.n_mentions, state=state),
+                state = render_text(self.kb, "state_on" if st.alerts else "state_off")
+                return [Reply(text=render_text(self.kb, key, alerts=st.n_alerts, mentions=st.n_mentions, state=state),
                               mention=at)], None
-            return [Reply(text=self.t(key), mention=at)], None
+            return [Reply(text=render_text(self.kb, key), mention=at)], None
         await self.rooms.count(msg.channel, room, "n_mentions")
         return self._short_answer(text, at, fallback=True)
 
@@ -106,10 +131,10 @@ class GroupPolicy:
         u = self.understander.understand(text)
         if u.scenario and (fallback or u.scenario != "out_of_scope"):
             sc = self.kb.scenarios[u.scenario]
-            body = render(self.kb, sc.group_answer) + "\n" + self.t("group_mention_suffix")
+            body = render(self.kb, sc.group_answer) + "\n" + render_text(self.kb, "group_mention_suffix")
             return [Reply(text=body, mention=at)], sc.id
         if fallback:
-            return [Reply(text=self.t("group_mention_menu"), mention=at)], None
+            return [Reply(text=render_text(self.kb, "group_mention_menu"), mention=at)], None
         return [], None
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
@@ -119,6 +144,10 @@ class GroupPolicy:
             settings = await self.rooms.get(msg.channel, room)
             if not settings.alerts:
                 return [], None
+            # Check the bot's room budget *before* claiming the cooldown, so a dropped warning
+            # is not counted as given (and the ad can still be warned about later).
+            if await self.rooms.rate_exceeded(msg.channel, room, self.replies_per_min):
+                return [], None
             if not await self.rooms.alert_allowed(
                 msg.channel, room, result.pattern, self.pattern_cooldown_s, self.room_gap_s
             ):
@@ -127,9 +156,10 @@ class GroupPolicy:
             metrics.ALERTS.inc()
             pattern = self.kb.patterns[result.pattern]
             laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
-            alert = self.t(
+            alert = render_text(
+                self.kb,
                 "group_alert",
-                name=msg.user_name or "有人",
+                name=poster_name(msg.user_name) or render_text(self.kb, "someone"),
                 pattern=pattern.name,
                 giveaway=render(self.kb, pattern.giveaway),
                 laws=laws,

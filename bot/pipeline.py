@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 import unicodedata
 
 from redis.exceptions import RedisError
@@ -39,11 +40,17 @@ from dialogs.engine import Dialog
 from dialogs.session import Session
 from dialogs.understand import Understander, Understood
 from knowledge.matcher import Matcher
-from knowledge.render import render
+from knowledge.render import render, render_text
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger("bot.pipeline")
+
+def _frames(exc: BaseException) -> str:
+    """Where it failed (file:line of each frame), without the exception's message, which may
+    quote the user's words."""
+    return " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[-4:])
+
 
 STORE_FAULTS = (RedisError, LockTimeout, LockLost, OSError, TimeoutError)
 
@@ -74,7 +81,7 @@ class Pipeline:
         max_text_chars: int = 2000,
         resume_after_s: float = 1800,
         bot_name: str = "反诈助手",
-        rate_room_per_min: int = 60,
+        rate_room_per_min: int = 10,
         group_pattern_cooldown_s: int = 1800,
         group_alert_gap_s: int = 120,
         redis_timeout_s: float = 2.0,
@@ -89,15 +96,13 @@ class Pipeline:
         self.group = GroupPolicy(
             kb, self.understander, self.scanner, rooms, bot_name=bot_name,
             pattern_cooldown_s=group_pattern_cooldown_s, room_gap_s=group_alert_gap_s,
+            replies_per_min=rate_room_per_min,
         )
         self.max_text_chars = max_text_chars
         # A hung Redis must not hang the user: the whole locked section has one deadline
         # (cheaper than a per-command socket timeout, which costs a task per read on 3.11).
         self.turn_timeout_s = store.lock_wait_s + redis_timeout_s
-        self.rate_room_per_min = rate_room_per_min
 
-    def t(self, key: str, **variables: object) -> str:
-        return render(self.kb, self.kb.texts[key], variables)
 
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Answer one message. Never raises; never returns a reply twice for one msg id."""
@@ -117,15 +122,16 @@ class Pipeline:
         u: Understood | None = None
         try:
             if msg.in_room:
-                return await self._room(msg, conv, red.text)
-            if msg.kind == "non_text":
-                return Outcome(replies=[Reply(text=self.t("non_text"))], state="start")
+                return await self._room(msg, conv, red.text, red.secrets)
             u = self.understander.understand(
                 red.text, secrets=red.secrets, personal=red.personal, truncated=truncated
             )
             async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
                 session = Session.from_raw(held.raw)
-                new, texts = self.dialog.step(session, u, time.time())
+                if msg.kind == "non_text":  # deduped and rate-limited like text; the dialog stays put
+                    new, texts = session, [render_text(self.kb, "non_text")]
+                else:
+                    new, texts = self.dialog.step(session, u, time.time())
                 replies = [Reply(text=x) for x in texts]
                 await self.store.commit(held, new, replies)
             log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
@@ -138,7 +144,7 @@ class Pipeline:
         except RateLimited as rl:
             metrics.RATE_LIMITED.inc()
             first_over = rl.count == self.store.rate_per_min + 1
-            notice = [Reply(text=self.t("rate_limited"))] if first_over else []
+            notice = [Reply(text=render_text(self.kb, "rate_limited"))] if first_over else []
             return Outcome(replies=notice, state="rate_limited")
         except STORE_FAULTS as exc:
             metrics.REDIS_FAILURES.inc()
@@ -147,8 +153,11 @@ class Pipeline:
             return self._static(msg, u)
         except Exception as exc:  # noqa: BLE001 - the user must get an answer whatever broke
             metrics.ERRORS.labels("pipeline").inc()
-            log.exception("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
-            return Outcome(replies=[Reply(text=self.t("error_fallback"))], state="error")
+            log.error("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__,
+                                            "where": _frames(exc)})
+            if msg.in_room and not msg.mentioned:
+                return Outcome(state="error")  # never post an apology nobody asked for into a group
+            return Outcome(replies=[Reply(text=render_text(self.kb, "error_fallback"))], state="error")
 
     def _static(self, msg: IncomingMessage, u: Understood | None) -> Outcome:
         """Safe answer without Redis: the scenario's urgent step if known, else the hotlines."""
@@ -157,19 +166,17 @@ class Pipeline:
         if u is not None and u.scenario:
             sc = self.kb.scenarios[u.scenario]
             return Outcome(replies=[Reply(text=render(self.kb, sc.urgent))], scenario=sc.id, state="degraded")
-        return Outcome(replies=[Reply(text=self.t("static_fallback"))], state="degraded")
+        return Outcome(replies=[Reply(text=render_text(self.kb, "static_fallback"))], state="degraded")
 
-    async def _room(self, msg: IncomingMessage, conv: str, text: str) -> Outcome:
+    async def _room(self, msg: IncomingMessage, conv: str, text: str, secrets: set[str]) -> Outcome:
         """Group messages: dedupe and per-member lock as in 1:1, then the group policy.
 
-        The room limit caps what the *bot* says per room per minute (an @-mention flood must
-        not turn the bot into a spammer); it never silences scanning of incoming messages.
+        No per-member flood notice here: chatty members are the group's business, and the
+        scanner must keep reading every message. What the bot itself says per room is capped
+        inside the group policy.
         """
-        async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
-            replies, scenario = await self.group.handle(msg, text)
-            if replies and await self.rooms.over_rate(msg.channel, msg.room_id or "", self.rate_room_per_min):
-                metrics.RATE_LIMITED.inc()
-                replies, scenario = [], None
+        async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id, limit=False) as held:
+            replies, scenario = await self.group.handle(msg, text, sorted(secrets))
             session = Session.from_raw(held.raw)
             session.state = "group"
             session.turns += 1

@@ -20,12 +20,15 @@ _ID_RE = re.compile(r"(?<!\d)(\d{17}[\dXx])(?![\dA-Za-z])")
 _MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d[ \-]?\d{4}[ \-]?\d{4})(?!\d)")
 _CODE_RE = re.compile(
     r"(?:验证码|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
-    r"[\"'“”]?((?=[0-9A-Za-z]*\d)[0-9A-Za-z]{4,8})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|次))"
-    r"|(?<![0-9A-Za-z])(\d{4,8})\s*(?:是|为)?\s*(?:我的|你的|他的)?(?:验证码|校验码|动态码|短信码)"
+    r"[\"'“”]?((?=[0-9A-Za-z ]*\d)[0-9A-Za-z](?: ?[0-9A-Za-z]){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|次))"
+    r"|(?<![0-9A-Za-z])(\d(?: ?\d){3,7})\s*(?:是|为)?\s*(?:我的|你的|他的)?(?:验证码|校验码|动态码|短信码)"
 )
+_PASSWORD_WORDS = r"(?:支付密码|登录密码|银行卡密码|密码|口令|password|passwd|pwd|PIN|pin码|pin)"
 _PASSWORD_RE = re.compile(
-    r"(?:支付密码|登录密码|密码|口令|password|passwd|pwd|PIN|pin码)\s*(?:是|为|:|：|=)\s*"
-    r"[\"'“”]?([^\s，。,;；\"'“”]{3,32})"
+    # "密码是我生日" (an explicit 是/为/:) takes any value; without it ("密码123456",
+    # "pwd abc12345") the value must contain a digit, so "密码被改了" stays readable.
+    _PASSWORD_WORDS + r"\s*(?:是|为|:|：|=)\s*[\"'“”]?([^\s，。,;；\"'“”]{3,32})"
+    r"|" + _PASSWORD_WORDS + r"\s*((?=[^\s，。,;；]*\d)[0-9A-Za-z@#$%^&*._!\-]{4,32})"
 )
 
 PLACEHOLDERS = {

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bot.pipeline import Pipeline
@@ -36,7 +36,7 @@ def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
         url,
         socket_timeout=None,
         socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
+        retry=Retry(NoBackoff(), retries=0),  # a retried script could run twice: fail fast instead
         health_check_interval=15,
     )
 

@@ -17,13 +17,9 @@ from collections.abc import Callable
 
 from dialogs.session import Session
 from dialogs.understand import Command, Understood
-from knowledge.render import law_citation, render
+from knowledge.render import hotline_number, law_citation, render, render_text
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
 from knowledge.loader import MAX_SCREEN_CHARS
-
-URGENCY = ("scam_check", "fraud_victim", "wallet_loss", "account_stolen", "account_frozen",
-           "account_rental", "info_leak", "out_of_scope")
-"""Most urgent first: where money can still be saved comes before everything else."""
 
 AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
@@ -40,8 +36,10 @@ class Dialog:
         self.resume_after_s = resume_after_s
 
     # -- rendering helpers -----------------------------------------------------------
-    def t(self, key: str, **variables: object) -> str:
-        return render(self.kb, self.kb.texts[key], variables)
+
+    def kinds(self, kinds: list[str]) -> str:
+        """'验证码、密码' for the kinds of personal data redaction found."""
+        return "、".join(render_text(self.kb, f"kind_{k}") for k in kinds)
 
     def sc(self, sid: str) -> Scenario:
         return self.kb.scenarios[sid]
@@ -52,13 +50,13 @@ class Dialog:
     def menu(self, s: Session) -> Replies:
         s.push()
         s.state, s.scenario, s.step, s.offered = "menu", None, 0, []
-        return [self.t("menu", options=self.menu_options())]
+        return [render_text(self.kb, "menu", options=self.menu_options())]
 
     def with_note(self, replies: Replies, scenario: Scenario | None) -> Replies:
         """Append the not-legal-advice line to answers that touch law."""
         if scenario is None or not scenario.touches_law or not replies:
             return replies
-        note = self.t("legal_note")
+        note = render_text(self.kb, "legal_note")
         if len(replies[-1]) + len(note) + 1 <= MAX_SCREEN_CHARS:
             return [*replies[:-1], replies[-1] + "\n" + note]
         return [*replies, note]
@@ -100,17 +98,24 @@ class Dialog:
         s.state, s.scenario, s.step, s.offered = "scenario", sid, 0, []
         replies = self.show(s)
         if u.amount is not None:
-            s.amount = u.amount
-            if sid in AMOUNT_SCENARIOS:
-                key = "amount_big" if u.amount >= AMOUNT_LINE else "amount_small"
-                replies.append(self.t(key, amount=u.amount))
+            replies += self.amount_note(s, sid, u.amount)
+        if u.flags:  # "我被骗了两千，已经报警了": remember what is already done
+            replies += self._progress(s, u)
         replies += self.name_pattern(sid, u)
         others = [o for o in u.also if o != sid and o in self.kb.scenarios and o != "out_of_scope"]
         if others:
             s.offered = others[:2]
             titles = "、".join(f"「{self.sc(o).title}」" for o in s.offered)
-            replies.append(self.t("also_offer", titles=titles))
+            replies.append(render_text(self.kb, "also_offer", titles=titles))
         return replies
+
+    def amount_note(self, s: Session, sid: str, amount: int) -> Replies:
+        """What the amount lost means (the 3000 元 数额较大 line), for money scenarios."""
+        s.amount = amount
+        if sid not in AMOUNT_SCENARIOS:
+            return []
+        key = "amount_big" if amount >= AMOUNT_LINE else "amount_small"
+        return [render_text(self.kb, key, amount=amount)]
 
     def name_pattern(self, sid: str, u: Understood) -> Replies:
         """The scam pattern the user describes, and the one fact that gives it away."""
@@ -118,7 +123,7 @@ class Dialog:
         if not named:
             return []
         pat = self.kb.patterns[named[0]]
-        return [self.t("pattern_named", pattern=pat.name, giveaway=render(self.kb, pat.giveaway))]
+        return [render_text(self.kb, "pattern_named", pattern=pat.name, giveaway=render(self.kb, pat.giveaway))]
 
     def advance(self, s: Session) -> Replies:
         sc = self.sc(s.scenario or "out_of_scope")
@@ -127,8 +132,8 @@ class Dialog:
             nxt += 1
         if nxt > len(sc.steps):
             left = self.remaining(sc, s)
-            remaining = self.t("remaining", remaining="；".join(left)) if left else self.t("nothing_left")
-            return [self.t("steps_done", title=sc.title, remaining=remaining)]
+            remaining = render_text(self.kb, "remaining", remaining="；".join(left)) if left else render_text(self.kb, "nothing_left")
+            return [render_text(self.kb, "steps_done", title=sc.title, remaining=remaining)]
         s.push()
         s.step = nxt
         return self.show(s)
@@ -140,14 +145,14 @@ class Dialog:
     def cmd_back(self, s: Session, u: Understood) -> Replies:
         if not s.back:
             if s.state == "scenario":
-                return [self.t("at_first_step"), *self.show(s)]
+                return [render_text(self.kb, "at_first_step"), *self.show(s)]
             return self.menu(s)
         prev = s.back.pop()
         s.state, s.scenario, s.step = prev.state, prev.scenario, prev.step
         if s.state == "scenario" and s.scenario:
             return self.show(s)
         s.state, s.scenario, s.step = "menu", None, 0
-        return [self.t("menu", options=self.menu_options())]
+        return [render_text(self.kb, "menu", options=self.menu_options())]
 
     def cmd_next(self, s: Session, u: Understood) -> Replies:
         if s.state == "resume" and s.scenario:
@@ -167,7 +172,7 @@ class Dialog:
         sc = self._need_scenario(s)
         if sc is None or not sc.laws:
             return self.menu(s)
-        blocks = [self.t("law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
+        blocks = [render_text(self.kb, "law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
         for lid in sc.laws:
             law = self.kb.laws[lid]
             blocks.append(f"{law_citation(self.kb, lid)}：\n{law.text}")
@@ -179,8 +184,7 @@ class Dialog:
             h = self.kb.hotlines[hid]
             if h.status is Status.unverified:
                 continue
-            hedge = "（以官方公布为准）" if h.status is Status.partial else ""
-            line = f"• {h.number}{hedge}：{h.name}，{render(self.kb, h.use)}"
+            line = f"• {hotline_number(self.kb, hid)}：{h.name}，{render(self.kb, h.use)}"
             if h.not_for:
                 line += f"（{render(self.kb, h.not_for)}）"
             lines.append(line)
@@ -189,27 +193,27 @@ class Dialog:
     def cmd_hotlines(self, s: Session, u: Understood) -> Replies:
         sc = self._need_scenario(s)
         ids = sc.hotlines if sc else ["110", "96110", "12348"]
-        return self.pack([self.t("hotlines_header"), *self._hotline_lines(ids)])
+        return self.pack([render_text(self.kb, "hotlines_header"), *self._hotline_lines(ids)])
 
     def cmd_evidence(self, s: Session, u: Understood) -> Replies:
         sc = self._need_scenario(s)
         if sc is None or not sc.evidence:
             return self.menu(s)
         items = [f"{i}. {render(self.kb, e)}" for i, e in enumerate(sc.evidence, 1)]
-        return self.pack([self.t("evidence_header"), *items])
+        return self.pack([render_text(self.kb, "evidence_header"), *items])
 
     def cmd_traps(self, s: Session, u: Understood) -> Replies:
         sc = self._need_scenario(s)
         if sc is None or not sc.traps:
             return self.menu(s)
         items = [f"• {render(self.kb, e)}" for e in sc.traps]
-        return self.pack([self.t("traps_header"), *items])
+        return self.pack([render_text(self.kb, "traps_header"), *items])
 
     def cmd_human(self, s: Session, u: Understood) -> Replies:
         sc = self._need_scenario(s)
         ids = sc.urgent_hotlines if sc else ["110", "96110"]
-        numbers = "、".join(self.kb.hotlines[h].number for h in ids)
-        return [self.t("human", hotlines=numbers)]
+        numbers = "、".join(hotline_number(self.kb, h) for h in ids)
+        return [render_text(self.kb, "human", hotlines=numbers)]
 
     COMMANDS: dict[Command, Callable[["Dialog", Session, Understood], Replies]] = {
         Command.menu: cmd_menu,
@@ -236,34 +240,38 @@ class Dialog:
         s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered)})
         pre: Replies = []
         if u.secrets:
-            pre.append(self.t("secret_warning", what="、".join(_SECRET_NAMES[k] for k in u.secrets)))
+            pre.append(render_text(self.kb, "secret_warning", what=self.kinds(u.secrets)))
         elif u.personal:
-            pre.append(self.t("pii_warning", what="、".join(_PII_NAMES.get(k, "号码") for k in u.personal)))
+            pre.append(render_text(self.kb, "pii_warning", what=self.kinds(u.personal)))
         replies = self._route(s, u, now)
         if u.truncated:
-            pre.append(self.t("too_long"))
+            pre.append(render_text(self.kb, "too_long"))
         s.turns += 1
         s.last_active = now
         return s, pre + replies
 
     def _route(self, s: Session, u: Understood, now: float) -> Replies:
         if u.empty:
-            return [self.t("empty")]
+            return [render_text(self.kb, "empty")]
         if u.command is not None:
             return self.COMMANDS[u.command](self, s, u)
-        if self.returning(s, now) and u.scenario in (None, s.scenario, "out_of_scope"):
-            s.state = "resume"
-            return [self.t("resume", title=self.sc(s.scenario or "out_of_scope").title)]
-        if u.choice is not None:
-            return self._choose(s, u)
         if u.flags and s.scenario and s.state in ("scenario", "resume"):
             s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
             return self._progress(s, u)
+        if self.returning(s, now) and u.scenario in (None, s.scenario, "out_of_scope"):
+            s.state = "resume"
+            return [render_text(self.kb, "resume", title=self.sc(s.scenario or "out_of_scope").title)]
+        if u.choice is not None:
+            return self._choose(s, u)
+        amount = u.amount if u.amount is not None else u.number
+        if (amount is not None and s.state == "scenario" and s.scenario in AMOUNT_SCENARIOS
+                and u.scenario in (None, s.scenario, "out_of_scope")):
+            return self.amount_note(s, s.scenario, amount)  # the answer to "被骗了多少钱"
         if u.scenario is not None:
             if s.state == "scenario" and u.scenario == s.scenario:
                 return self.name_pattern(s.scenario, u) or self.advance(s)
             if s.state == "scenario" and u.scenario == "out_of_scope":
-                return [self.t("reprompt")]  # small talk mid-flow must not drop the user's place
+                return [render_text(self.kb, "reprompt")]  # small talk mid-flow must not drop the user's place
             return self.enter(s, u.scenario, u)
         if u.secrets or u.personal:
             return [] if s.state == "scenario" else self.menu(s)
@@ -273,7 +281,9 @@ class Dialog:
         n = u.choice or 0
         if s.state == "clarify" and 1 <= n <= len(s.offered):
             return self.enter(s, s.offered[n - 1], u)
-        if s.state in ("start", "menu", "clarify", "resume") and 1 <= n <= len(SCENARIO_IDS):
+        if s.state == "clarify":
+            return [render_text(self.kb, "menu_reprompt")]
+        if s.state in ("start", "menu", "resume") and 1 <= n <= len(SCENARIO_IDS):
             return self.enter(s, SCENARIO_IDS[n - 1], u)
         if s.state == "scenario" and s.offered and 1 <= n <= len(s.offered):
             return self.enter(s, s.offered[n - 1], u)
@@ -285,22 +295,20 @@ class Dialog:
         s.done.extend(new)
         labels = "、".join(self.kb.flags[f].label for f in (new or u.flags))
         left = self.remaining(sc, s)
-        tail = self.t("remaining", remaining="；".join(left)) if left else self.t("nothing_left")
-        return [self.t("progress_ack", labels=labels) + "\n" + tail]
+        tail = render_text(self.kb, "remaining", remaining="；".join(left)) if left else render_text(self.kb, "nothing_left")
+        return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + tail]
 
     def _unclear(self, s: Session, u: Understood) -> Replies:
         if s.state == "scenario":
-            return [self.t("reprompt")]
+            return [render_text(self.kb, "reprompt")]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
-        if u.confidence >= 0.25 and len(plausible) >= 2:
+        # Clarify only between real candidates; text the matcher barely recognises gets the menu.
+        if u.confidence >= 0.25 and len(plausible) >= 2 and u.candidates[:1] != ["out_of_scope"]:
             s.push()
             s.state, s.offered = "clarify", plausible
             options = "\n".join(f"{i}. {self.sc(c).menu_label}" for i, c in enumerate(plausible, 1))
-            return [self.t("clarify", options=options)]
+            return [render_text(self.kb, "clarify", options=options)]
         if s.state == "menu":
-            return [self.t("menu_reprompt")]
+            return [render_text(self.kb, "menu_reprompt")]
         return self.menu(s)
 
-
-_SECRET_NAMES = {"code": "验证码", "password": "密码"}
-_PII_NAMES = {"id_number": "身份证号", "bank_card": "银行卡号", "mobile": "手机号", "digits": "长串号码"}

@@ -36,7 +36,8 @@ COMMAND_WORDS: dict[Command, tuple[str, ...]] = {
                    "你好", "您好", "在吗", "在不在", "hi", "hello", "嗨", "哈喽", "有人吗"),
     Command.back: ("上一步", "返回", "上一条", "后退", "back"),
     Command.next: ("下一步", "继续", "然后呢", "接下来呢", "接着说", "好的", "好", "嗯", "知道了",
-                   "明白了", "收到", "ok", "next", "下一个"),
+                   "明白了", "收到", "ok", "next", "下一个",
+                   "要", "要的", "是", "是的", "对", "对的", "可以", "行", "继续吧"),
     Command.law: ("法律依据", "法律", "依据", "法条", "哪条法律", "法律规定", "什么法律"),
     Command.hotlines: ("热线", "电话", "打什么电话", "热线电话", "号码", "联系电话", "打哪个电话"),
     Command.evidence: ("证据", "证据清单", "要什么证据", "保存什么证据", "留什么证据"),
@@ -60,6 +61,7 @@ class Understood(BaseModel):
     candidates: list[str] = Field(default_factory=list)
     also: list[str] = Field(default_factory=list)
     amount: int | None = None
+    number: int | None = Field(default=None, description="The whole message is this number (≥ 10)")
     flags: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
     secrets: list[str] = Field(default_factory=list)
@@ -124,6 +126,8 @@ class Understander:
         choice = parse_choice(text)
         if choice is not None:
             return Understood(choice=choice, **base)
+        digits = squash(text)
+        number = int(digits) if digits.isdigit() and len(digits) <= 9 else None
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
         return Understood(
@@ -132,6 +136,7 @@ class Understander:
             candidates=candidates,
             also=[s for s in result.also if s != result.scenario],
             amount=extract_amount(text),
+            number=number,
             flags=self.progress_flags(text),
             patterns=self._patterns(text, result.scenario),
             **base,

@@ -16,9 +16,8 @@ from knowledge.schema import KnowledgeBase, Status
 REF_RE = re.compile(r"\{(law|hotline|proc|pattern):([A-Za-z0-9_.\-]+)\}")
 VAR_RE = re.compile(r"\{([a-z_]+)\}")
 
-PARTIAL_HOTLINE_HEDGE = "（以官方公布为准）"
-PARTIAL_PROC_HEDGE = "（菜单名称可能随版本变化，以App内为准）"
-PARTIAL_LAW_HEDGE = "（据公开资料，以官方文本为准）"
+HEDGE_KEYS = {"hotline": "hedge_hotline", "proc": "hedge_proc", "law": "hedge_law"}
+"""texts.yaml keys of the hedge a 🟡 item of each kind carries wherever it is shown."""
 
 
 class RenderError(KeyError):
@@ -30,8 +29,18 @@ def law_citation(kb: KnowledgeBase, law_id: str) -> str:
     law = kb.laws[law_id]
     cite = f"{law.short}{law.article}{law.paragraph or ''}"
     if law.status is Status.partial:
-        cite += PARTIAL_LAW_HEDGE
+        cite += hedge(kb, "law")
     return cite
+
+
+def hedge(kb: KnowledgeBase, kind: str) -> str:
+    return kb.texts[HEDGE_KEYS[kind]]
+
+
+def hotline_number(kb: KnowledgeBase, hotline_id: str) -> str:
+    """The number as users see it: with its hedge when the brief marks it 🟡."""
+    line = kb.hotlines[hotline_id]
+    return line.number + (hedge(kb, "hotline") if line.status is Status.partial else "")
 
 
 def _expand_ref(kb: KnowledgeBase, kind: str, ref_id: str) -> str:
@@ -39,11 +48,10 @@ def _expand_ref(kb: KnowledgeBase, kind: str, ref_id: str) -> str:
         if kind == "law":
             return law_citation(kb, ref_id)
         if kind == "hotline":
-            line = kb.hotlines[ref_id]
-            return line.number + (PARTIAL_HOTLINE_HEDGE if line.status is Status.partial else "")
+            return hotline_number(kb, ref_id)
         if kind == "proc":
             proc = kb.procedures[ref_id]
-            return proc.path + (PARTIAL_PROC_HEDGE if proc.status is Status.partial else "")
+            return proc.path + (hedge(kb, "proc") if proc.status is Status.partial else "")
         return kb.patterns[ref_id].name
     except KeyError as exc:
         raise RenderError(f"unknown {kind} id {ref_id!r}") from exc
@@ -63,6 +71,11 @@ def render(kb: KnowledgeBase, template: str, variables: Mapping[str, object] | N
         return str(values[name])
 
     return VAR_RE.sub(fill, text)
+
+
+def render_text(kb: KnowledgeBase, key: str, **variables: object) -> str:
+    """One texts.yaml template, rendered: every sentence the code says goes through here."""
+    return render(kb, kb.texts[key], variables)
 
 
 def referenced_ids(template: str) -> list[tuple[str, str]]:

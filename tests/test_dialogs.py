@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.pipeline import Pipeline
+from bot.store.sessions import conversation_id
 from knowledge.render import law_citation, render
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase
 
@@ -110,7 +111,7 @@ async def test_returning_user_is_asked_to_continue(make_pipeline, kb: KnowledgeB
     pipeline = make_pipeline(resume_after_s=10)
     await say(pipeline, "4")
     store = pipeline.store
-    conv = "http\x1fdm\x1fu1"
+    conv = conversation_id("http", "u1", None)
     raw = json.loads(await store.peek(conv) or "{}")
     raw["last_active"] = time.time() - 3600
     await store.redis.set(store.keys(conv, None)[1], json.dumps(raw))
@@ -145,3 +146,48 @@ async def test_group_and_private_sessions_are_apart(pipeline: Pipeline) -> None:
     assert group.state == "group"
     private = await say(pipeline, "下一步", user="same")
     assert private.scenario == "account_rental"
+
+
+@pytest.mark.parametrize("answer,amount", [("2000", 2000), ("两千块", 2000), ("大概3万", 30000), ("800", 800)])
+async def test_the_amount_asked_for_is_understood(pipeline: Pipeline, kb: KnowledgeBase, answer: str, amount: int) -> None:
+    await say(pipeline, "3")  # fraud_victim asks how much was lost
+    out = await say(pipeline, answer)
+    key = "amount_big" if amount >= 3000 else "amount_small"
+    assert joined(out) == text_of(kb, key, amount=amount)
+
+
+async def test_progress_in_the_first_message_is_kept(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    out = await say(pipeline, "我被骗了两千，已经报警了，也把对方拉黑了")
+    assert out.scenario == "fraud_victim"
+    assert kb.flags["reported"].label in joined(out)
+    walked = ""
+    for _ in kb.scenarios["fraud_victim"].steps:
+        walked += joined(await say(pipeline, "下一步"))
+    left = [st.title for st in kb.scenarios["fraud_victim"].steps if st.marks == "reported"]
+    assert all(f"还需要做：{t}" not in walked for t in left)
+
+
+async def test_yes_to_the_resume_question_continues(make_pipeline, kb: KnowledgeBase) -> None:  # type: ignore[no-untyped-def]
+    pipeline = make_pipeline(resume_after_s=10)
+    await say(pipeline, "6")
+    conv = conversation_id("http", "u1", None)
+    raw = json.loads(await pipeline.store.peek(conv) or "{}")
+    raw["last_active"] = time.time() - 3600
+    await pipeline.store.redis.set(pipeline.store.keys(conv, None)[1], json.dumps(raw))
+    assert (await say(pipeline, "嗯那个")).state == "resume"
+    out = await say(pipeline, "是的")
+    assert render(kb, kb.scenarios["account_frozen"].urgent) in joined(out)
+
+
+async def test_clarify_only_accepts_its_own_options(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    from dialogs.session import Session
+
+    conv = conversation_id("http", "u1", None)
+    s = Session(state="clarify", offered=["wallet_loss", "fraud_victim"])
+    await pipeline.store.redis.set(pipeline.store.keys(conv, None)[1], s.model_dump_json())
+    out = await say(pipeline, "3")
+    assert out.state == "clarify" and joined(out) == text_of(kb, "menu_reprompt")
+
+
+async def test_gibberish_gets_the_menu_not_a_random_question(pipeline: Pipeline) -> None:
+    assert (await say(pipeline, "asdfgh qwerty zxcv")).state == "menu"

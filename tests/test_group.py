@@ -159,3 +159,62 @@ async def test_weekly_tips_are_opt_in_and_sent_once_per_week(pipeline: Pipeline,
     assert await send_due_tips(kb, pipeline.rooms, senders, now=now + WEEK_S + 1) == 1
     await say(pipeline, "@反诈助手 关闭每周提示", user="boss", room_id="tips@chatroom", mentioned=True, is_admin=True)
     assert await send_due_tips(kb, pipeline.rooms, senders, now=now + 3 * WEEK_S) == 0
+
+
+async def test_a_chatty_member_gets_no_notice_and_is_still_scanned(pipeline: Pipeline) -> None:
+    chatty = pipeline.store.rate_per_min + 5
+    outs = [await say(pipeline, f"哈哈今天天气真好{i}", user="chatty", room_id=ROOM) for i in range(chatty)]
+    assert all(o.replies == [] for o in outs)
+    assert (await say(pipeline, AD, user="chatty", room_id=ROOM)).replies
+
+
+async def test_the_alert_never_quotes_personal_data_from_a_nickname(pipeline: Pipeline, redis) -> None:  # type: ignore[no-untyped-def]
+    out = await say(pipeline, AD, user="s", user_name="张三13800138000", room_id=ROOM)
+    assert "13800138000" not in joined(out) and "张三" in joined(out)
+    for key in await redis.keys("*"):
+        if await redis.type(key) == b"string":
+            assert b"13800138000" not in (await redis.get(key) or b"")
+
+
+async def test_a_code_posted_in_a_group_is_warned_about(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    out = await say(pipeline, "@反诈助手 验证码是 8 8 1 2 3 4，客服让我发给他", user="v", room_id=ROOM, mentioned=True)
+    assert out.replies[0].text == text_of(kb, "secret_warning", what="验证码")
+    assert out.replies[0].mention == ["v"]
+    assert "881234" not in joined(out) and "8 8 1 2 3 4" not in joined(out)
+
+
+async def test_the_room_budget_does_not_eat_a_warning(make_pipeline, kb: KnowledgeBase) -> None:  # type: ignore[no-untyped-def]
+    pipeline = make_pipeline(rate_room_per_min=1)
+    assert (await say(pipeline, "@反诈助手 我微信被盗了", user="a", room_id=ROOM, mentioned=True)).replies
+    assert (await say(pipeline, AD, user="b", room_id=ROOM)).replies == []  # budget spent
+    stats = (await pipeline.rooms.get("http", ROOM))
+    assert stats.n_alerts == 0
+    await pipeline.rooms.redis.delete(f"{pipeline.rooms._base('http', ROOM)}:rate")  # a minute later
+    assert (await say(pipeline, AD, user="b", room_id=ROOM)).replies  # not swallowed by the cooldown
+
+
+async def test_an_error_in_a_group_is_not_posted_unasked(pipeline: Pipeline, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("scanner bug")
+
+    monkeypatch.setattr(pipeline.group.scanner, "scan", broken)
+    assert (await say(pipeline, AD, room_id=ROOM)).replies == []
+    assert (await say(pipeline, "@反诈助手 被骗了怎么办", room_id=ROOM, mentioned=True)).replies
+
+
+async def test_a_room_called_dm_is_not_a_private_chat(pipeline: Pipeline) -> None:
+    await say(pipeline, "5", user="u9")
+    await say(pipeline, "@反诈助手 菜单", user="u9", room_id="dm", mentioned=True)
+    assert (await say(pipeline, "下一步", user="u9")).scenario == "account_rental"
+
+
+async def test_tip_subscriptions_are_renewed_when_used(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    from bot.tips import WEEK_S, send_due_tips
+
+    async def send(room_id: str, text: str) -> None:
+        return None
+
+    await pipeline.rooms.set_flag("http", "ttl@chatroom", "tips", True)
+    await pipeline.rooms.redis.expire(pipeline.rooms.tips_key, 100)
+    await send_due_tips(kb, pipeline.rooms, {"http": send}, now=WEEK_S * 300)
+    assert await pipeline.rooms.redis.ttl(pipeline.rooms.tips_key) > 100

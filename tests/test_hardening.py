@@ -209,3 +209,28 @@ def test_log_lines_are_json_and_drop_unlisted_fields() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["event"] == "turn" and line["conv"] == "abc123"
     assert "text" not in line and CARD not in json.dumps(line, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("text,secret", [("我的支付密码123456", "123456"), ("密码 abc12345", "abc12345"),
+                                         ("验证码是 8 8 8 8 8 8", "8 8 8 8 8 8"), ("pwd xyz98765", "xyz98765"),
+                                         ("PIN 4321 发给客服了", "4321")])
+async def test_secrets_in_everyday_forms_are_warned_and_dropped(pipeline: Pipeline, kb: KnowledgeBase, text: str, secret: str) -> None:
+    out = await say(pipeline, text, user="forms")
+    assert out.replies[0].text.startswith(text_of(kb, "secret_warning", what="x")[:6])
+    assert secret not in joined(out)
+
+
+async def test_non_text_is_deduplicated_too(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    first = await pipeline.handle(IncomingMessage(user_id="img", kind="non_text", msg_id="pic-1"))
+    again = await pipeline.handle(IncomingMessage(user_id="img", kind="non_text", msg_id="pic-1"))
+    assert joined(first) == text_of(kb, "non_text")
+    assert again.duplicate and again.replies == first.replies
+
+
+async def test_a_redelivery_during_a_flood_still_gets_its_replies(make_pipeline) -> None:  # type: ignore[no-untyped-def]
+    pipeline = make_pipeline(rate_user_per_min=2)
+    first = await say(pipeline, "你好", user="re", msg_id="keep")
+    for _ in range(4):
+        await say(pipeline, "你好", user="re")
+    again = await say(pipeline, "你好", user="re", msg_id="keep")
+    assert again.duplicate and again.replies == first.replies

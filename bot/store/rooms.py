@@ -35,6 +35,7 @@ CLAIM_TIP_LUA = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 """Claim a room's due tip: move its score to now only if still due (one sender wins)."""
@@ -123,7 +124,7 @@ class RoomStore:
     async def claim_tip(self, channel: str, room_id: str, now: float, period_s: float) -> bool:
         """True for exactly one caller per due room (several bot processes may run)."""
         member = json.dumps([channel, room_id])
-        return bool(int(await self._claim_tip(keys=[self.tips_key], args=[member, now, now - period_s])))
+        return bool(int(await self._claim_tip(keys=[self.tips_key], args=[member, now, now - period_s, ROOM_TTL_S])))
 
     async def release_tip(self, channel: str, room_id: str) -> None:
         """A send failed: make the room due again."""
@@ -145,6 +146,11 @@ class RoomStore:
         """Count one message for the room; True once it exceeds ``per_min`` this minute."""
         n = await self._rate(keys=[f"{self._base(channel, room_id)}:rate"], args=[])
         return int(n) > per_min
+
+    async def rate_exceeded(self, channel: str, room_id: str, per_min: int) -> bool:
+        """Read-only: has the room used up ``per_min`` this minute (nothing is counted)."""
+        n = await self.redis.get(f"{self._base(channel, room_id)}:rate")
+        return n is not None and int(n) >= per_min
 
     async def alert_allowed(
         self, channel: str, room_id: str, pattern: str, pattern_cooldown_s: int, room_gap_s: int

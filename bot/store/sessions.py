@@ -40,27 +40,28 @@ from bot.models import Reply
 from bot.store.autopipe import AutoPipeline
 
 BEGIN_LUA = """
-local n = redis.call('INCR', KEYS[4])
-if n == 1 then redis.call('EXPIRE', KEYS[4], 60) end
-if tonumber(ARGV[4]) > 0 and n > tonumber(ARGV[4]) then
-  return {3, tostring(n)}
-end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('DECR', KEYS[4])
-  return {0, ''}
-end
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return {0, ''} end
 if ARGV[3] == '1' then
   local done = redis.call('GET', KEYS[3])
   if done then
-    redis.call('DEL', KEYS[1])
+    if cur then redis.call('DEL', KEYS[1]) end
     return {2, done}
   end
 end
+if not cur and tonumber(ARGV[4]) > 0 then
+  local n = redis.call('INCR', KEYS[4])
+  if n == 1 then redis.call('EXPIRE', KEYS[4], 60) end
+  if n > tonumber(ARGV[4]) then return {3, tostring(n)} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1, redis.call('GET', KEYS[2]) or ''}
 """
-"""KEYS: lock, session, msg, rate. ARGV: token, lock_ttl_ms, has_msg, rate_limit.
-Returns {0} locked by another holder, {1, session} acquired, {2, replies} duplicate,
-{3, count} over the per-minute rate limit (lock not taken)."""
+"""KEYS: lock, session, msg, rate. ARGV: token, lock_ttl_ms, has_msg, rate_limit (0 = none).
+Returns {0} locked by another holder, {2, replies} already answered (checked before the rate
+limit, so a redelivery always gets its replies), {3, count} over the per-minute limit (lock not
+taken), {1, session} acquired. Running it twice with the same token is harmless (a client
+retry after a lost reply finds its own lock and takes it again)."""
 
 COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -118,8 +119,11 @@ class Held:
 
 
 def conversation_id(channel: str, user_id: str, room_id: str | None) -> str:
-    """Group and private sessions are kept apart: the room is part of the key."""
-    return f"{channel}\x1f{room_id or 'dm'}\x1f{user_id}"
+    """Group and private sessions are kept apart: the room (or its absence) is part of the key.
+
+    JSON keeps the parts unambiguous: no room id (not even "dm") can collide with a private chat.
+    """
+    return json.dumps([channel, room_id, user_id], ensure_ascii=False)
 
 
 class SessionStore:
@@ -176,27 +180,27 @@ class SessionStore:
                 self._local.pop(conv, None)
 
     @asynccontextmanager
-    async def hold(self, conv: str, msg_id: str | None = None) -> AsyncIterator[Held]:
+    async def hold(self, conv: str, msg_id: str | None = None, *, limit: bool = True) -> AsyncIterator[Held]:
         """Lock the conversation and load its session; release on exit unless committed.
 
-        Raises DuplicateMessage, RateLimited or LockTimeout before yielding.
+        Raises DuplicateMessage, RateLimited (only with ``limit``) or LockTimeout before yielding.
         """
         async with self._local_lock(conv):
-            held = await self._acquire(conv, msg_id)
+            held = await self._acquire(conv, msg_id, self.rate_per_min if limit else 0)
             try:
                 yield held
             finally:
                 if held.token:
                     await self._pipe.run(self._release, self.keys(conv, msg_id)[:1], [held.token])
 
-    async def _acquire(self, conv: str, msg_id: str | None) -> Held:
+    async def _acquire(self, conv: str, msg_id: str | None, rate_per_min: int) -> Held:
         keys = self.keys(conv, msg_id)
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.002
         while True:
             code, payload = await self._pipe.run(
-                self._begin, keys, [token, self.lock_ttl_ms, "1" if msg_id else "0", self.rate_per_min]
+                self._begin, keys, [token, self.lock_ttl_ms, "1" if msg_id else "0", rate_per_min]
             )
             code = int(code)
             if code == 1:
