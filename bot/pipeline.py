@@ -134,9 +134,10 @@ class Pipeline:
                     new, texts = self.dialog.step(session, u, time.time())
                 replies = [Reply(text=x) for x in texts]
                 await self.store.commit(held, new, replies)
-            log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
-                                    "scenario": new.scenario, "replies": len(texts),
-                                    "kinds": sorted(red.kinds)})
+            if log.isEnabledFor(logging.INFO):  # the extra fields cost a hash; skip when unused
+                log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
+                                        "scenario": new.scenario, "replies": len(texts),
+                                        "kinds": sorted(red.kinds)})
             return Outcome(replies=replies, scenario=new.scenario, state=new.state)
         except DuplicateMessage as dup:
             metrics.DUPLICATES.inc()
