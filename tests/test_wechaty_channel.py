@@ -334,6 +334,17 @@ async def test_failed_send_is_retried(peer: FakePuppetServer, connect: Any) -> N
     assert channel.stats["send_errors"] == 2
 
 
+async def test_a_send_that_times_out_is_not_sent_twice(peer: FakePuppetServer, connect: Any) -> None:
+    rec = Recorder(reply=lambda m: [Reply(text="只发一次")])
+    channel = await connect(rec, rpc_timeout=0.3)
+    peer.slow_sends = 1.0  # the gateway sends, then answers after the client gave up
+    peer.say("alice-id", "问题")
+    await until(lambda: channel.stats["send_uncertain"] == 1)
+    await asyncio.sleep(1.2)
+    assert [s.text for s in peer.sent] == ["只发一次"]
+    assert peer.calls.count("MessageSendText") == 1
+
+
 async def test_send_that_keeps_failing_is_logged_not_lost_silently(
         peer: FakePuppetServer, connect: Any, caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder(reply=lambda m: [Reply(text="第一条"), Reply(text="第二条")])

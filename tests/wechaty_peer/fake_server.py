@@ -115,6 +115,8 @@ class FakePuppetServer:
         self.answer_ding = True
         self.echo_sends = True
         self.fail_sends = 0
+        self.slow_sends = 0.0
+        """Seconds to sit on a send *after* recording it (a gateway that sent but answered late)."""
         self.payload_delay = 0.0
         self.contacts: dict[str, str] = {self_id: self_name}
         self.official: set[str] = set()
@@ -314,6 +316,8 @@ class FakePuppetServer:
         self.sent.append(SentText(req.conversation_id, req.text, list(req.mentonal_ids)))
         self._sent_changed.set()
         msg_id = f"sent-{next(self._ids)}"
+        if self.slow_sends:
+            await asyncio.sleep(self.slow_sends)
         await stream.send_message(pb.MessageSendTextResponse(id=msg_id))
         if self.echo_sends:  # a real account sees its own messages come back as events
             room = req.conversation_id if req.conversation_id in self.rooms else None

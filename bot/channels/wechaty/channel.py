@@ -561,6 +561,13 @@ class WechatyChannel:
             except Exception as exc:  # noqa: BLE001
                 self._reraise_if_cancelled(exc)
                 self._count("send_errors")
+                if _maybe_delivered(exc):
+                    # The gateway may have sent it and only the answer was late: a retry could
+                    # make the user read the same reply twice, so it is logged, not resent.
+                    self._count("send_uncertain")
+                    log.warning("wechaty send to %s timed out (%s); not retried, may have been delivered",
+                                tag(conv), _describe(exc), extra={"channel": CHANNEL, "attempt": attempt})
+                    return True
                 if attempt == s.send_retries:
                     log.warning("wechaty send to %s failed (%s), try %d/%d", tag(conv), _describe(exc),
                                 attempt, s.send_retries, extra={"channel": CHANNEL, "attempt": attempt})
@@ -576,6 +583,12 @@ class WechatyChannel:
                       extra={"channel": CHANNEL, "chars": len(text)})
             return True
         return False
+
+
+def _maybe_delivered(exc: BaseException) -> bool:
+    """A timeout (client side, or the gateway's DEADLINE_EXCEEDED) leaves delivery unknown."""
+    status = getattr(exc, "status", None)
+    return isinstance(exc, TimeoutError) or getattr(status, "name", "") == "DEADLINE_EXCEEDED"
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
