@@ -160,6 +160,8 @@ class Dialog:
             return self.show(s)
         if s.state == "scenario" and s.scenario:
             return self.advance(s)
+        if s.state in ("menu", "clarify"):
+            return [render_text(self.kb, "menu_reprompt")]  # not the whole menu again
         return self.menu(s)
 
     def _need_scenario(self, s: Session) -> Scenario | None:
