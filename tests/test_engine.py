@@ -72,3 +72,12 @@ def test_clarify_then_choose(kb: KnowledgeBase) -> None:
     assert s.state == "clarify" and s.offered == ["wallet_loss", "fraud_victim"]
     s, _ = d.step(s, Understood(choice=2), now=2.0)
     assert s.scenario == "fraud_victim"
+
+
+def test_next_on_the_menu_asks_for_a_choice_instead_of_repeating_it(kb: KnowledgeBase) -> None:
+    from knowledge.render import render_text
+
+    d = Dialog(kb)
+    s, _ = d.step(Session(), Understood(command=Command.menu), now=1.0)
+    s, replies = d.step(s, Understood(command=Command.next), now=2.0)
+    assert replies == [render_text(kb, "menu_reprompt")] and s.state == "menu"
