@@ -103,7 +103,6 @@ class Pipeline:
         # (cheaper than a per-command socket timeout, which costs a task per read on 3.11).
         self.turn_timeout_s = store.lock_wait_s + redis_timeout_s
 
-
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Answer one message. Never raises; never returns a reply twice for one msg id."""
         started = time.perf_counter()
