@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
+
+import pytest
 
 from bot.models import IncomingMessage, Outcome
 from bot.pipeline import Pipeline
@@ -28,3 +31,17 @@ def number(kb: KnowledgeBase, hotline_id: str) -> str:
 
 def text_of(kb: KnowledgeBase, key: str, **variables: object) -> str:
     return render(kb, kb.texts[key], variables)
+
+
+SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+
+
+def shared_eval_file(name: str) -> Path:
+    """A file of ../shared/eval; missing is a failure (CI clones the repo beside shared/)."""
+    path = SHARED_EVAL / name
+    if not path.exists():
+        pytest.fail(
+            f"shared eval set missing: {path} — clone the repository beside shared/ "
+            "(CI does) so that shared/eval/ is found"
+        )
+    return path

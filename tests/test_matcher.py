@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import shared_eval_file
 from knowledge.evaluate import evaluate_intents, format_intent_report
 from knowledge.loader import read
 from knowledge.matcher import (
@@ -27,7 +28,6 @@ from knowledge.schema import SCENARIO_IDS
 
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_intents.jsonl"
-SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +42,6 @@ def _texts(path: Path) -> list[str]:
     return [json.loads(line)["text"] for line in lines if line.strip()]
 
 
-def _dev_file(name: str) -> Path:
-    path = SHARED_EVAL / name
-    if not path.exists():
-        pytest.fail(
-            f"shared eval set missing: {path} — clone the repository beside shared/ "
-            "(CI does) so that shared/eval/ is found"
-        )
-    return path
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -64,7 +56,7 @@ def test_heldout_accuracy(matcher: Matcher) -> None:
 
 
 def test_dev_accuracy(matcher: Matcher) -> None:
-    report = evaluate_intents(matcher, _dev_file("dev_intents.jsonl"))
+    report = evaluate_intents(matcher, shared_eval_file("dev_intents.jsonl"))
     assert report.accuracy >= 0.95, format_intent_report(report)
 
 

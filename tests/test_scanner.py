@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from knowledge import scanner as scanner_module
+from tests.helpers import SHARED_EVAL, shared_eval_file
 from knowledge.evaluate import evaluate_group, format_group_report
 from knowledge.loader import ARTICLE_RE, PHONE_LIKE_RE, read
 from knowledge.matcher import normalize
@@ -30,7 +31,6 @@ from knowledge.scanner import (
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_group.jsonl"
 BLIND = HERE / "data" / "blind_group.jsonl"
-SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 PATTERN_IDS = {
     "account_trading", "repost_for_money", "brushing_rebate", "payment_code_laundering",
@@ -52,14 +52,6 @@ def scanner() -> Scanner:
     return Scanner.from_kb(kb)
 
 
-def _dev_file(name: str) -> Path:
-    path = SHARED_EVAL / name
-    if not path.exists():
-        pytest.fail(
-            f"shared eval set missing: {path} — clone the repository beside shared/ "
-            "(CI does) so that shared/eval/ is found"
-        )
-    return path
 
 
 def _check_targets(scanner: Scanner, path: Path) -> None:
@@ -78,7 +70,7 @@ def test_heldout_targets(scanner: Scanner) -> None:
 
 
 def test_dev_targets(scanner: Scanner) -> None:
-    _check_targets(scanner, _dev_file("dev_group.jsonl"))
+    _check_targets(scanner, shared_eval_file("dev_group.jsonl"))
 
 
 def test_blind_targets(scanner: Scanner) -> None:
