@@ -17,7 +17,7 @@ from bot.models import IncomingMessage, Reply
 from bot.privacy import redact
 from bot.store.rooms import RoomStore
 from dialogs.understand import Understander, squash
-from knowledge.render import law_citation, render, render_text
+from knowledge.render import kinds_text, law_citation, render, render_text
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -76,7 +76,6 @@ class GroupPolicy:
         self.room_gap_s = room_gap_s
         self.replies_per_min = replies_per_min
 
-
     async def handle(self, msg: IncomingMessage, text: str,
                      secrets: list[str] | None = None) -> tuple[list[Reply], str | None]:
         """Replies for one room message (already redacted) and the scenario it touched."""
@@ -89,8 +88,8 @@ class GroupPolicy:
             return [], None
         warning: list[Reply] = []
         if secrets:  # a code or password posted in a group: warn the sender first, mentioned or not
-            what = "、".join(render_text(self.kb, f"kind_{k}") for k in secrets)
-            warning = [Reply(text=render_text(self.kb, "secret_warning", what=what), mention=[msg.user_id])]
+            warning = [Reply(text=render_text(self.kb, "secret_warning", what=kinds_text(self.kb, secrets)),
+                             mention=[msg.user_id])]
         if msg.mentioned:
             replies, scenario = await self._mentioned(msg, strip_mentions(text, self.bot_name))
         else:
@@ -110,10 +109,11 @@ class GroupPolicy:
     async def _mentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
         at = [msg.user_id]
-        command = ADMIN_COMMANDS.get(squash(text))
+        word = squash(text)
+        command = ADMIN_COMMANDS.get(word)
         if command is not None:
             name, value, key = command
-            if squash(text) not in READ_ONLY and not msg.is_admin:
+            if word not in READ_ONLY and not msg.is_admin:
                 return [Reply(text=render_text(self.kb, "group_admin_only"), mention=at)], None
             if value is not None:
                 await self.rooms.set_flag(msg.channel, room, name, value)
@@ -125,17 +125,20 @@ class GroupPolicy:
                               mention=at)], None
             return [Reply(text=render_text(self.kb, key), mention=at)], None
         await self.rooms.count(msg.channel, room, "n_mentions")
-        return self._short_answer(text, at, fallback=True)
-
-    def _short_answer(self, text: str, at: list[str], *, fallback: bool) -> tuple[list[Reply], str | None]:
-        u = self.understander.understand(text)
-        if u.scenario and (fallback or u.scenario != "out_of_scope"):
-            sc = self.kb.scenarios[u.scenario]
-            body = render(self.kb, sc.group_answer) + "\n" + render_text(self.kb, "group_mention_suffix")
-            return [Reply(text=body, mention=at)], sc.id
-        if fallback:
+        scenario = self._scenario_of(text, keep_out_of_scope=True)
+        if scenario is None:
             return [Reply(text=render_text(self.kb, "group_mention_menu"), mention=at)], None
-        return [], None
+        return [self._short_answer(scenario, at)], scenario
+
+    def _scenario_of(self, text: str, *, keep_out_of_scope: bool) -> str | None:
+        u = self.understander.understand(text)
+        if u.scenario and (keep_out_of_scope or u.scenario != "out_of_scope"):
+            return u.scenario
+        return None
+
+    def _short_answer(self, scenario: str, at: list[str]) -> Reply:
+        body = render(self.kb, self.kb.scenarios[scenario].group_answer)
+        return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
@@ -165,7 +168,8 @@ class GroupPolicy:
                 laws=laws,
             )
             return [Reply(text=alert)], None
-        settings = await self.rooms.get(msg.channel, room)
-        if settings.keywords:
-            return self._short_answer(text, [msg.user_id], fallback=False)
-        return [], None
+        # Keyword answers (opt-in): classify first, so ordinary chatter costs no Redis read.
+        scenario = self._scenario_of(text, keep_out_of_scope=False)
+        if scenario is None or not (await self.rooms.get(msg.channel, room)).keywords:
+            return [], None
+        return [self._short_answer(scenario, [msg.user_id])], scenario

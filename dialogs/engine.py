@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from dialogs.session import Session
 from dialogs.understand import Command, Understood
-from knowledge.render import hotline_number, law_citation, render, render_text
+from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
 from knowledge.loader import MAX_SCREEN_CHARS
 
@@ -36,10 +36,6 @@ class Dialog:
         self.resume_after_s = resume_after_s
 
     # -- rendering helpers -----------------------------------------------------------
-
-    def kinds(self, kinds: list[str]) -> str:
-        """'验证码、密码' for the kinds of personal data redaction found."""
-        return "、".join(render_text(self.kb, f"kind_{k}") for k in kinds)
 
     def sc(self, sid: str) -> Scenario:
         return self.kb.scenarios[sid]
@@ -242,9 +238,9 @@ class Dialog:
         s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered)})
         pre: Replies = []
         if u.secrets:
-            pre.append(render_text(self.kb, "secret_warning", what=self.kinds(u.secrets)))
+            pre.append(render_text(self.kb, "secret_warning", what=kinds_text(self.kb, u.secrets)))
         elif u.personal:
-            pre.append(render_text(self.kb, "pii_warning", what=self.kinds(u.personal)))
+            pre.append(render_text(self.kb, "pii_warning", what=kinds_text(self.kb, u.personal)))
         replies = self._route(s, u, now)
         if u.truncated:
             pre.append(render_text(self.kb, "too_long"))

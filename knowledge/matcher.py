@@ -374,13 +374,6 @@ class Matcher:
         vals = vals / math.sqrt(float(vals @ vals))
         return r, vals
 
-    def scores(self, text: str) -> np.ndarray:
-        """Raw linear scores (sklearn's ``decision_function``), one per class."""
-        rows, vals = self._features_of(text)
-        if rows.size == 0:
-            return self._intercept.copy()
-        return vals @ self._coef[rows] + self._intercept
-
     def probabilities(self, text: str) -> np.ndarray:
         """Softmax of the scores (sklearn's ``predict_proba`` for multinomial LR)."""
         return np.array(self._softmax_of(self._known(_pieces(text)[0])[0]))

@@ -78,6 +78,11 @@ def render_text(kb: KnowledgeBase, key: str, **variables: object) -> str:
     return render(kb, kb.texts[key], variables)
 
 
+def kinds_text(kb: KnowledgeBase, kinds: list[str]) -> str:
+    """'验证码、密码' for the kinds of personal data that redaction found."""
+    return "、".join(render_text(kb, f"kind_{k}") for k in kinds)
+
+
 def referenced_ids(template: str) -> list[tuple[str, str]]:
     """All (kind, id) references in a template, for the loader's cross-checks."""
     return [(m.group(1), m.group(2)) for m in REF_RE.finditer(template)]

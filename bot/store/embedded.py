@@ -36,14 +36,6 @@ class EmbeddedValkey:
         log.info("embedded valkey started", extra={"data_dir": str(self.data_dir), "url": url})
         return url
 
-    @property
-    def url(self) -> str:
-        return self._server.connection_url
-
-    @property
-    def running(self) -> bool:
-        return bool(self._server.is_running())
-
     def stop(self) -> None:
         """Stop the server; AOF has the data, so a later start picks the sessions up again."""
         self._server.stop()
