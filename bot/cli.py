@@ -86,6 +86,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from knowledge.matcher import Matcher
     from knowledge.scanner import Scanner
 
+    if args.conversations:
+        from bot.conversations import evaluate_files
+
+        for path in args.conversations:
+            if not Path(path).exists():
+                return _fail(f"{path} not found")
+        asyncio.run(evaluate_files(args.conversations, args.redis_url, show_failures=not args.quiet))
+        return 0
     kb = load()
     intents, group = Path(args.intents), Path(args.group)
     for path in (intents, group):
@@ -138,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="accuracy + confusion table; group-scan precision/recall")
     ev.add_argument("intents", nargs="?", default=str(DEFAULT_EVAL_DIR / "dev_intents.jsonl"))
     ev.add_argument("--group", default=str(DEFAULT_EVAL_DIR / "dev_group.jsonl"))
+    ev.add_argument("--conversations", nargs="+", metavar="FILE",
+                    help="multi-turn conversation JSONL: turn and conversation pass rates")
+    ev.add_argument("--redis-url", default=None, help="with --conversations: a Redis to use "
+                    "instead of an embedded Valkey (the run writes only its own keys)")
+    ev.add_argument("--quiet", action="store_true", help="with --conversations: figures only")
     bench = sub.add_parser("bench", help="throughput/latency of the whole pipeline (prints figures)")
     bench.add_argument("--users", type=int, default=100)
     bench.add_argument("--messages", type=int, default=40)
