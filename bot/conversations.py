@@ -42,6 +42,9 @@ class Turn(BaseModel):
     must_any: list[list[str]] = Field(default_factory=list)
     must_not: list[str] = Field(default_factory=list)
     allow_fallback: bool = False
+    scenario: str | None = None
+    """When set, the outcome's scenario must be this one."""
+    why: str = ""
 
 
 class Conversation(BaseModel):
@@ -58,6 +61,7 @@ class TurnResult(BaseModel):
     reply: str
     ok: bool
     why: list[str]
+    intent: str = ""
 
 
 class ConversationReport(BaseModel):
@@ -110,6 +114,8 @@ def parse_turn(raw: dict[str, Any] | str) -> Turn:
         must_any=must_any,
         must_not=[str(x) for x in must_not],
         allow_fallback=bool(_pick(raw, "allow_fallback", default=False)),
+        scenario=_pick(raw, "scenario", default=None) or checks.get("scenario"),
+        why=str(_pick(raw, "why", default="")),
     )
 
 
@@ -136,9 +142,11 @@ def is_fallback(kb: KnowledgeBase, reply: str) -> bool:
     return any(key in kb.texts and render_text(kb, key) in reply for key in FALLBACK_KEYS)
 
 
-def check_turn(kb: KnowledgeBase, turn: Turn, reply: str) -> list[str]:
+def check_turn(kb: KnowledgeBase, turn: Turn, reply: str, scenario: str | None = None) -> list[str]:
     """Why a turn fails (empty: it passes)."""
     why: list[str] = []
+    if turn.scenario and scenario != turn.scenario:
+        why.append(f"scenario {scenario} ≠ {turn.scenario}")
     for group in turn.must_any:
         if not any(alt in reply for alt in group):
             why.append("missing one of " + "|".join(group))
@@ -165,7 +173,7 @@ async def run_conversations(pipeline: Pipeline, convs: list[Conversation], path:
             out = await pipeline.handle(IncomingMessage(
                 channel="http", user_id=user, text=turn.text, msg_id=f"{user}-{i}"))
             reply = "\n".join(r.text for r in out.replies)
-            why = check_turn(pipeline.kb, turn, reply)
+            why = check_turn(pipeline.kb, turn, reply, out.scenario)
             ok = not why
             all_ok &= ok
             stats = per[conv.situation]
@@ -175,7 +183,7 @@ async def run_conversations(pipeline: Pipeline, convs: list[Conversation], path:
                 follow += 1
                 follow_ok += ok
             results.append(TurnResult(conversation=conv.id, situation=conv.situation, index=i,
-                                      text=turn.text, reply=reply, ok=ok, why=why))
+                                      text=turn.text, reply=reply, ok=ok, why=why, intent=turn.why))
         per[conv.situation][2] += all_ok
         per[conv.situation][3] += 1
         conv_ok += all_ok
@@ -208,7 +216,7 @@ def format_report(r: ConversationReport, show_failures: bool = True) -> str:
         lines += ["", "failed turns:"]
         for f in r.failures:
             reply = f.reply.replace("\n", " ⏎ ")
-            lines.append(f"  [{f.conversation}#{f.index} {f.situation}] {f.text}")
+            lines.append(f"  [{f.conversation}#{f.index} {f.situation}] {f.text}   ({f.intent})")
             lines.append(f"      why: {'; '.join(f.why)}")
             lines.append(f"      bot: {reply[:300]}")
     return "\n".join(lines)
@@ -230,7 +238,7 @@ async def evaluate_files(paths: list[str], redis_url: str | None = None, show_fa
             url = await asyncio.to_thread(embedded.start)
         redis = make_redis(url)
         try:
-            settings = Settings(_env_file=None, data_dir=tmp, rate_user_per_min=10_000)  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, data_dir=tmp, rate_user_per_min=10_000)
             pipeline = build_pipeline(settings, redis, kb)
             reports = []
             for path in paths:

@@ -5,7 +5,10 @@ testable without a server. The machine is small on purpose:
 
 * states: ``start`` → ``menu`` / ``clarify`` → ``scenario`` (walking its steps), plus
   ``resume`` for a returning user;
-* global commands (``COMMANDS``) work in every state;
+* every message is one act (``dialogs.acts``): a command, a question, a live-scam move,
+  progress, thanks, fear, a story …; ``dialogs.table`` says which handler below answers it
+  in which state;
+* global commands (``COMMANDS``) work in every state, in any natural phrasing;
 * free text in any state may switch to the scenario it names, urgent reply first.
 
 What is *said* lives in the knowledge base; this module only decides *which* template.
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow
 from dialogs.session import Session
+from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
 from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
@@ -92,12 +97,21 @@ class Dialog:
         """Switch to a scenario: urgent reply first, then what the amount means, then offers."""
         s.push()
         s.state, s.scenario, s.step, s.offered = "scenario", sid, 0, []
-        replies = self.show(s)
+        s.last_move = None
+        words = self.kb.words
+        done_flag = words.urgent_done.get(sid) if words else None  # type: ignore[call-overload]
+        if done_flag and done_flag in u.flags:  # "被骗了…已经报过警了": don't send them to 110 again
+            new = [f for f in u.flags if f not in s.done]
+            s.done.extend(new)
+            labels = "、".join(self.kb.flags[f].label for f in u.flags)
+            replies = [render_text(self.kb, "urgent_already", labels=labels), *self.advance(s)]
+        else:
+            replies = self.show(s)
+            if u.flags:  # "我被骗了两千，还没报警 / 已经截图了": remember what is already done
+                replies += self._progress(s, u)
         if u.amount is not None:
             replies += self.amount_note(s, sid, u.amount)
-        if u.flags:  # "我被骗了两千，已经报警了": remember what is already done
-            replies += self._progress(s, u)
-        replies += self.name_pattern(sid, u)
+        replies += self.move_answers(s, u) or self.name_pattern(sid, u)
         others = [o for o in u.also if o != sid and o in self.kb.scenarios and o != "out_of_scope"]
         if others:
             s.offered = others[:2]
@@ -167,10 +181,19 @@ class Dialog:
         return None
 
     def cmd_law(self, s: Session, u: Understood) -> Replies:
+        """One short plain message with the exact citations; the text itself on 原文."""
         sc = self._need_scenario(s)
         if sc is None or not sc.laws:
             return self.menu(s)
-        blocks = [render_text(self.kb, "law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
+        citations = "、".join(law_citation(self.kb, lid) for lid in sc.laws)
+        intro = render(self.kb, sc.law_intro) if sc.law_intro else ""
+        return self.with_note([render_text(self.kb, "law_plain", intro=intro, citations=citations)], sc)
+
+    def cmd_verbatim(self, s: Session, u: Understood) -> Replies:
+        sc = self._need_scenario(s)
+        if sc is None or not sc.laws:
+            return self.menu(s)
+        blocks = [render_text(self.kb, "law_header")]
         for lid in sc.laws:
             law = self.kb.laws[lid]
             blocks.append(f"{law_citation(self.kb, lid)}：\n{law.text}")
@@ -213,8 +236,17 @@ class Dialog:
         numbers = "、".join(hotline_number(self.kb, h) for h in ids)
         return [render_text(self.kb, "human", hotlines=numbers)]
 
+    def cmd_first(self, s: Session, u: Understood) -> Replies:
+        """"我该先做什么": the urgent reply of the current situation again."""
+        sc = self._need_scenario(s)
+        if sc is None:
+            return self.menu(s)
+        return [render(self.kb, sc.urgent)]
+
     COMMANDS: dict[Command, Callable[["Dialog", Session, Understood], Replies]] = {
         Command.menu: cmd_menu,
+        Command.verbatim: cmd_verbatim,
+        Command.first: cmd_first,
         Command.back: cmd_back,
         Command.next: cmd_next,
         Command.law: cmd_law,
@@ -249,31 +281,133 @@ class Dialog:
         return s, pre + replies
 
     def _route(self, s: Session, u: Understood, now: float) -> Replies:
-        if u.empty:
-            return [render_text(self.kb, "empty")]
-        if u.command is not None:
-            return self.COMMANDS[u.command](self, s, u)
-        if u.flags and s.scenario and s.state in ("scenario", "resume"):
-            s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
-            return self._progress(s, u)
-        if self.returning(s, now) and u.scenario in (None, s.scenario, "out_of_scope"):
-            s.state = "resume"
-            return [render_text(self.kb, "resume", title=self.sc(s.scenario or "out_of_scope").title)]
-        if u.choice is not None:
-            return self._choose(s, u)
+        act = decide(s, u, self.returning(s, now))
+        handler: Callable[[Session, Understood], Replies] = getattr(self, handler_for(s.state, act))
+        replies = handler(s, u)
+        if u.emotion and act not in (Act.social, Act.emotion) and not self._comforts(replies):
+            replies = [render_text(self.kb, "calm"), *replies]
+        return replies
+
+    # -- act handlers (see dialogs.table) ---------------------------------------------
+    def on_empty(self, s: Session, u: Understood) -> Replies:
+        return [render_text(self.kb, "empty")]
+
+    def on_nothing(self, s: Session, u: Understood) -> Replies:
+        return []
+
+    def on_command(self, s: Session, u: Understood) -> Replies:
+        command = u.command
+        if command is None and u.intent and u.intent.startswith("cmd:"):
+            command = Command(u.intent[4:])
+        if command is None:
+            return self.on_unclear(s, u)
+        if u.flags and in_flow(s):  # "冻结了 然后呢": remember it, then go on
+            s.done.extend(f for f in u.flags if f not in s.done)
+        return self.COMMANDS[command](self, s, u)
+
+    def on_resume(self, s: Session, u: Understood) -> Replies:
+        s.state = "resume"
+        return [render_text(self.kb, "resume", title=self.sc(s.scenario or "out_of_scope").title)]
+
+    def on_choice(self, s: Session, u: Understood) -> Replies:
+        return self._choose(s, u)
+
+    def on_amount(self, s: Session, u: Understood) -> Replies:
         amount = u.amount if u.amount is not None else u.number
-        if (amount is not None and s.state == "scenario" and s.scenario in AMOUNT_SCENARIOS
-                and u.scenario in (None, s.scenario, "out_of_scope")):
-            return self.amount_note(s, s.scenario, amount)  # the answer to "被骗了多少钱"
-        if u.scenario is not None:
-            if s.state == "scenario" and u.scenario == s.scenario:
-                return self.name_pattern(s.scenario, u) or self.advance(s)
-            if s.state == "scenario" and u.scenario == "out_of_scope":
-                return [render_text(self.kb, "reprompt")]  # small talk mid-flow must not drop the user's place
-            return self.enter(s, u.scenario, u)
-        if u.secrets or u.personal:
-            return [] if s.state == "scenario" else self.menu(s)
+        return self.amount_note(s, s.scenario or "fraud_victim", amount or 0)
+
+    def on_progress(self, s: Session, u: Understood) -> Replies:
+        s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
+        return self._progress(s, u)
+
+    def on_same_story(self, s: Session, u: Understood) -> Replies:
+        s.state = "scenario"
+        if u.flags:
+            return self._progress(s, u)
+        return self.name_pattern(s.scenario or "out_of_scope", u) or self.advance(s)
+
+    def on_enter(self, s: Session, u: Understood) -> Replies:
+        return self.enter(s, u.scenario or "out_of_scope", u)
+
+    def on_secrets(self, s: Session, u: Understood) -> Replies:
+        return self.menu(s)
+
+    def on_move(self, s: Session, u: Understood) -> Replies:
+        """A live-scam move: the countermeasure now; outside a live flow, switch to scam_check."""
+        if in_flow(s) and s.scenario in LIVE_FLOWS and u.scenario != "fraud_victim":
+            s.state = "scenario"
+            return self.move_answers(s, u)
+        target = "fraud_victim" if u.scenario == "fraud_victim" else "scam_check"
+        if in_flow(s) and s.scenario == target:
+            return self.move_answers(s, u)
+        return self.enter(s, target, u)
+
+    def move_answers(self, s: Session, u: Understood) -> Replies:
+        moves = [m for m in u.moves if m in self.kb.moves][:2]
+        if not moves:
+            return []
+        s.last_move = moves[0]
+        return [render(self.kb, self.kb.moves[m].answer) for m in moves]
+
+    def on_move_stopped(self, s: Session, u: Understood) -> Replies:
+        move = self.kb.moves.get(s.last_move or "")
+        s.last_move = None
+        if move is None:
+            return self.on_unclear(s, u)
+        return [render(self.kb, move.after)]
+
+    def on_question(self, s: Session, u: Understood) -> Replies:
+        entry = self.kb.qa.get((u.intent or "")[3:])
+        if entry is None:
+            return self.on_unclear(s, u)
+        if s.state == "resume":
+            s.state = "scenario"
+        if u.flags and in_flow(s):
+            s.done.extend(f for f in u.flags if f not in s.done)
+        template = entry.by_scenario.get(s.scenario or "", entry.answer) if in_flow(s) else entry.answer  # type: ignore[call-overload]
+        replies = [render(self.kb, template)]
+        if entry.touches_law:
+            note = render_text(self.kb, "legal_note")
+            replies = [replies[0] + "\n" + note] if len(replies[0]) + len(note) < MAX_SCREEN_CHARS else [*replies, note]
+        return replies
+
+    def on_social(self, s: Session, u: Understood) -> Replies:
+        act = (u.intent or "")[7:]
+        if act == "emotion":
+            return self.on_emotion(s, u)
+        if act == "greeting":
+            if in_flow(s):
+                s.state = "scenario"
+                return [render_text(self.kb, "greeting_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
+            return self.menu(s)
+        if act == "relief":
+            return [render_text(self.kb, "relief")]
+        return [render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))]
+
+    def on_emotion(self, s: Session, u: Understood) -> Replies:
+        """One calm line, then the next action where the user is."""
+        calm = render_text(self.kb, "calm")
+        if in_flow(s):
+            s.state = "scenario"
+            return [calm, *self.show(s)]
+        return [calm + "\n" + render_text(self.kb, "emotion_start")]
+
+    def on_unclear(self, s: Session, u: Understood) -> Replies:
         return self._unclear(s, u)
+
+    # -- helpers for the handlers -----------------------------------------------------
+    def _left(self, s: Session) -> str:
+        """What is still to do in the current flow, for a warm close."""
+        if not in_flow(s):
+            return render_text(self.kb, "left_none")
+        left = self.remaining(self.sc(s.scenario or "out_of_scope"), s)
+        if not left:
+            return render_text(self.kb, "left_none")
+        return render_text(self.kb, "left_some", remaining="；".join(left))
+
+    def _comforts(self, replies: Replies) -> bool:
+        calm = render_text(self.kb, "calm")
+        return any(r.startswith(calm[:2]) for r in replies)
 
     def _choose(self, s: Session, u: Understood) -> Replies:
         n = u.choice or 0
@@ -297,8 +431,9 @@ class Dialog:
         return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + tail]
 
     def _unclear(self, s: Session, u: Understood) -> Replies:
-        if s.state == "scenario":
-            return [render_text(self.kb, "reprompt")]
+        if in_flow(s):
+            s.state = "scenario"
+            return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
         # Clarify only between real candidates; text the matcher barely recognises gets the menu.
         if u.confidence >= 0.25 and len(plausible) >= 2 and u.candidates[:1] != ["out_of_scope"]:

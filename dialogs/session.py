@@ -39,6 +39,8 @@ class Session(BaseModel):
     amount: int | None = None
     last_active: float = 0.0
     turns: int = 0
+    last_move: str | None = None
+    """The live-scam move the bot last answered (so "关了" means "I stopped it")."""
 
     @classmethod
     def from_raw(cls, raw: str | None) -> "Session":

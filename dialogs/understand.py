@@ -1,8 +1,19 @@
 """Turn one (already redacted) user message into what the dialog step needs.
 
 Pure and I/O-free, so the pipeline runs it *before* taking the conversation lock: the
-critical section then holds only the state machine. Global commands (菜单, 上一步, 法律依据
-...) are recognised here; free text goes to the knowledge matcher.
+critical section then holds only the state machine. Everything here is session-independent;
+the engine decides, with the session's situation and position, which *act* the message is
+(``dialogs.acts``). What this module extracts:
+
+* an exact command word (菜单, 上一步, 法律依据 …; the lists live in ``knowledge/data/turns.yaml``),
+  or a menu choice;
+* the scenario reading of the matcher (``knowledge.matcher``);
+* the nearest follow-up phrasing (``knowledge.turns``): a command in natural words, a curated
+  question (``qa.yaml``), thanks, goodbye, a greeting, fear — with its similarity score;
+* live-scam moves (``moves.yaml``): what a scammer is asking the user to do right now;
+* progress flags (已报警, 已冻结 …), except where negated ("还没报警") or reported speech
+  ("骗子说视频做笔录" is a scam sign, not a police report);
+* emotion and question cues, amounts, redaction results.
 """
 
 from __future__ import annotations
@@ -10,13 +21,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import Enum
+from typing import TypedDict
 
 from pydantic import BaseModel, Field
 
 from knowledge.amounts import extract_amount
-from knowledge.matcher import Matcher
+from knowledge.matcher import Matcher, _prenormalize
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
+from knowledge.turns import TurnMatcher
 
 
 class Command(str, Enum):
@@ -24,30 +37,21 @@ class Command(str, Enum):
     back = "back"
     next = "next"
     law = "law"
+    verbatim = "verbatim"
     hotlines = "hotlines"
     evidence = "evidence"
     traps = "traps"
     human = "human"
+    first = "first"
 
 
-# Whole-message forms only: "我想报警，打什么电话" is free text, "电话" alone is a command.
-COMMAND_WORDS: dict[Command, tuple[str, ...]] = {
-    Command.menu: ("菜单", "重新开始", "主菜单", "开始", "返回菜单", "目录", "帮助", "help", "menu",
-                   "你好", "您好", "在吗", "在不在", "hi", "hello", "嗨", "哈喽", "有人吗"),
-    Command.back: ("上一步", "返回", "上一条", "后退", "back"),
-    Command.next: ("下一步", "继续", "然后呢", "接下来呢", "接着说", "好的", "好", "嗯", "知道了",
-                   "明白了", "收到", "ok", "next", "下一个",
-                   "要", "要的", "是", "是的", "对", "对的", "可以", "行", "继续吧"),
-    Command.law: ("法律依据", "法律", "依据", "法条", "哪条法律", "法律规定", "什么法律"),
-    Command.hotlines: ("热线", "电话", "打什么电话", "热线电话", "号码", "联系电话", "打哪个电话"),
-    Command.evidence: ("证据", "证据清单", "要什么证据", "保存什么证据", "留什么证据"),
-    Command.traps: ("陷阱", "注意什么", "要注意什么", "常见陷阱"),
-    Command.human: ("人工", "人工客服", "转人工", "真人", "客服", "找人工"),
-}
-_COMMAND_INDEX = {w: c for c, words in COMMAND_WORDS.items() for w in words}
 _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 _EMOJI_OR_SYMBOL = {"So", "Sk", "Cs", "Co", "Cn", "Zs", "Cc", "Cf", "Mn"}
 _NUMBER_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8}
+_STOPPED_RE = re.compile(
+    r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6})?(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
+"""A short report that the user stopped what the scammer asked ("关了", "软件删了")."""
+_CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
 class Understood(BaseModel):
@@ -67,6 +71,22 @@ class Understood(BaseModel):
     secrets: list[str] = Field(default_factory=list)
     personal: list[str] = Field(default_factory=list)
     truncated: bool = False
+    intent: str | None = Field(default=None, description="Nearest follow-up phrasing's label: cmd:*, qa:*, social:*")
+    intent_score: float = 0.0
+    story_score: float = Field(default=0.0, description="Similarity to the nearest scenario example")
+    moves: list[str] = Field(default_factory=list, description="Live-scam moves named, most specific first")
+    emotion: bool = False
+    question: bool = False
+    stopped: bool = False
+    """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
+    chars: int = 0
+    """Length of the message after normalisation (short messages are follow-ups, not stories)."""
+
+
+class _Base(TypedDict):
+    secrets: list[str]
+    personal: list[str]
+    truncated: bool
 
 
 def squash(text: str) -> str:
@@ -80,8 +100,15 @@ def is_meaningless(text: str) -> bool:
                unicodedata.category(ch).startswith("P") for ch in text)
 
 
-def parse_command(text: str) -> Command | None:
-    return _COMMAND_INDEX.get(squash(text))
+def command_index(kb: KnowledgeBase) -> dict[str, Command]:
+    """Whole-message command words (turns.yaml ``commands``) → command."""
+    if kb.words is None:
+        return {}
+    return {squash(w): Command(c) for c, words in kb.words.commands.items() for w in words}
+
+
+def parse_command(text: str, index: dict[str, Command]) -> Command | None:
+    return index.get(squash(text))
 
 
 def parse_choice(text: str) -> int | None:
@@ -94,14 +121,27 @@ def parse_choice(text: str) -> int | None:
     return _NUMBER_WORDS.get(s)
 
 
+def _any(patterns: list[re.Pattern[str]], text: str) -> bool:
+    return any(p.search(text) for p in patterns)
+
+
 class Understander:
     """Everything message-level that does not depend on the session."""
 
-    def __init__(self, kb: KnowledgeBase, matcher: Matcher, scanner: Scanner | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, matcher: Matcher, scanner: Scanner | None = None,
+                 turns: TurnMatcher | None = None) -> None:
         self.kb = kb
         self.matcher = matcher
         self.scanner = scanner
+        self.turns = turns or TurnMatcher.from_kb(kb)
+        self._commands = command_index(kb)
         self._flags = [(f.id, [re.compile(p) for p in f.phrases]) for f in kb.flags.values()]
+        self._moves = [(m.id, [re.compile(p) for p in m.triggers]) for m in kb.moves.values()]
+        w = kb.words
+        self._emotion = [re.compile(p) for p in (w.emotion_cues if w else [])]
+        self._question = [re.compile(p) for p in (w.question_cues if w else [])]
+        self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
+        self._negation = re.compile("(?:" + "|".join(w.negation_cues) + ")") if w and w.negation_cues else None
 
     def _patterns(self, text: str, scenario: str) -> list[str]:
         """Scam patterns named in the text, only for scenarios that talk about patterns."""
@@ -109,18 +149,54 @@ class Understander:
             return []
         return self.scanner.match_patterns(text)
 
+    def _own_words(self, text: str) -> str:
+        """The text with reported speech removed: in each clause, whatever follows
+        "他说 / 让我 / 客服要 …" is what someone else said or asked, not what the user did."""
+        kept: list[str] = []
+        for clause in _CLAUSE_RE.split(text):
+            cut = len(clause)
+            for p in self._quote:
+                m = p.search(clause)
+                if m is not None:
+                    cut = min(cut, m.start())
+            kept.append(clause[:cut])
+        return "，".join(k for k in kept if k)
+
     def progress_flags(self, text: str) -> list[str]:
-        return [fid for fid, pats in self._flags if any(p.search(text) for p in pats)]
+        """Flags the user reports as done, in their own words and not negated or asked."""
+        own = self._own_words(text)
+        found: list[str] = []
+        for clause in _CLAUSE_RE.split(own):
+            if not clause:
+                continue
+            asked = re.search(r"[吗么]$|要不要|该不该|能不能|是不是|怎么", clause) is not None
+            for fid, pats in self._flags:
+                if fid in found or asked:
+                    continue
+                for p in pats:
+                    m = p.search(clause)
+                    if m is None:
+                        continue
+                    before = clause[max(0, m.start() - 4):m.start()]
+                    if self._negation is not None and self._negation.search(before):
+                        continue
+                    found.append(fid)
+                    break
+        return found
+
+    def live_moves(self, text: str) -> list[str]:
+        norm = _prenormalize(text)
+        return [mid for mid, pats in self._moves if _any(pats, norm)]
 
     def understand(
-        self, text: str, *, secrets: set[str] = frozenset(), personal: set[str] = frozenset(),  # type: ignore[assignment]
-        truncated: bool = False,
+        self, text: str, *, secrets: set[str] | frozenset[str] = frozenset(),
+        personal: set[str] | frozenset[str] = frozenset(), truncated: bool = False,
     ) -> Understood:
         """Classify one redacted message; ``secrets``/``personal`` come from redaction."""
-        base = {"secrets": sorted(secrets), "personal": sorted(personal), "truncated": truncated}
+        base: _Base = {"secrets": sorted(secrets), "personal": sorted(personal), "truncated": truncated}
         if is_meaningless(text):
             return Understood(empty=not (secrets or personal), **base)
-        command = parse_command(text)
+        command = parse_command(text, self._commands)
         if command is not None:
             return Understood(command=command, **base)
         choice = parse_choice(text)
@@ -130,6 +206,7 @@ class Understander:
         number = int(digits) if digits.isdigit() and len(digits) <= 9 else None
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
+        turn = self.turns.match(text)
         return Understood(
             scenario=None if result.ambiguous else result.scenario,
             confidence=result.confidence,
@@ -139,5 +216,13 @@ class Understander:
             number=number,
             flags=self.progress_flags(text),
             patterns=self._patterns(text, result.scenario),
+            intent=turn.intent,
+            intent_score=round(turn.intent_score, 4),
+            story_score=round(turn.story_score, 4),
+            moves=self.live_moves(text),
+            emotion=_any(self._emotion, text),
+            question=_any(self._question, text),
+            chars=len(digits),
+            stopped=_STOPPED_RE.search(digits) is not None,
             **base,
         )

@@ -27,7 +27,11 @@ from knowledge.schema import (
     Scenario,
     ScamPattern,
     Status,
+    LiveMove,
+    QAEntry,
+    TurnWords,
 )
+from knowledge.turn_checks import turn_problems, turn_templates
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MAX_SCREEN_CHARS = 400
@@ -120,6 +124,15 @@ def read(data_dir: Path = DATA_DIR) -> tuple[KnowledgeBase | None, list[str]]:
             problems.append(f"scenarios/{path.name}: {err['loc']}: {err['msg']}")
             continue
         scenarios[sc.id] = sc
+    qa = _registry(data_dir / "qa.yaml", QAEntry, problems) if (data_dir / "qa.yaml").exists() else {}
+    moves = _registry(data_dir / "moves.yaml", LiveMove, problems) if (data_dir / "moves.yaml").exists() else {}
+    words: TurnWords | None = None
+    if (data_dir / "turns.yaml").exists():
+        try:
+            words = TurnWords.model_validate(_read_yaml(data_dir / "turns.yaml"))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            problems.append(f"turns.yaml: {err['loc']}: {err['msg']}")
     texts_path = data_dir / "texts.yaml"
     texts = _read_yaml(texts_path) if texts_path.exists() else None
     if not isinstance(texts, dict):
@@ -135,6 +148,9 @@ def read(data_dir: Path = DATA_DIR) -> tuple[KnowledgeBase | None, list[str]]:
             scenarios={sid: scenarios[sid] for sid in SCENARIO_IDS if sid in scenarios},
             texts={str(k): str(v) for k, v in texts.items()},
             examples=_examples(data_dir / "examples"),
+            qa=qa,
+            moves=moves,
+            words=words,
         )
     except ValidationError as exc:
         problems.append(str(exc))
@@ -167,6 +183,7 @@ def all_templates(kb: KnowledgeBase) -> Iterator[tuple[str, str, bool]]:
         yield f"hotlines.{h.id}.use", h.use, False
         if h.not_for:
             yield f"hotlines.{h.id}.not_for", h.not_for, False
+    yield from turn_templates(kb)
 
 
 def _status_of(kb: KnowledgeBase, kind: str, ref_id: str) -> Status | None:
@@ -262,6 +279,7 @@ def problems(kb: KnowledgeBase, brief_text: str | None = None) -> list[str]:
     for law in kb.laws.values():
         if len(f"{law.short}{law.article}\n{law.text}") > MAX_SCREEN_CHARS:
             out.append(f"laws.{law.id}: quotation longer than one screen")
+    out += turn_problems(kb)
     if brief_text is not None:
         out += _against_brief(kb, brief_text)
     return sorted(set(out), key=out.index)
@@ -494,6 +512,9 @@ _SAMPLE_VARS: dict[str, object] = {
     "what": "验证码",
     "hotlines": "110",
     "titles": "「钱被转走」",
+    "left": "还剩这些没做：报警；保存证据。",
+    "intro": "公安机关接到报案应当立案。",
+    "citations": "《反电信网络诈骗法》第二十条、《刑法》第二百六十六条",
 }
 
 

@@ -135,6 +135,44 @@ class Scenario(_Strict):
     touches_law: bool = True
 
 
+class QAEntry(_Strict):
+    """A question victims ask next, with a curated answer (knowledge/data/qa.yaml).
+
+    ``paraphrases`` are only for matching; ``answer`` (and the per-situation variants in
+    ``by_scenario``) are templates that may use ``{law:}``, ``{hotline:}`` and ``{proc:}`` only.
+    """
+
+    id: str
+    paraphrases: list[str] = Field(min_length=3)
+    answer: str = Field(description="Answer when no situation-specific variant applies")
+    by_scenario: dict[ScenarioId, str] = Field(default_factory=dict)
+    touches_law: bool = Field(default=False, description="Append the not-legal-advice line")
+
+
+class LiveMove(_Strict):
+    """What a scammer is asking the user to do right now, and the countermeasure."""
+
+    id: str
+    label: str
+    triggers: list[str] = Field(min_length=1, description="Regexes on the normalised text; any one")
+    answer: str
+    after: str = Field(description="What to do next once the user says they stopped it (关了, 删了 …)")
+
+
+class TurnWords(_Strict):
+    """Word lists the turn model tunes on (knowledge/data/turns.yaml), not code."""
+
+    commands: dict[str, list[str]] = Field(description="Whole-message command words per command")
+    command_phrases: dict[str, list[str]] = Field(description="Natural phrasings per command (matched by similarity)")
+    social: dict[str, list[str]] = Field(description="thanks / bye / greeting / emotion / ack phrasings")
+    emotion_cues: list[str] = Field(description="Regexes: the message carries fear or panic")
+    question_cues: list[str] = Field(description="Regexes: the message asks something")
+    quote_cues: list[str] = Field(description="Regexes: what follows is what someone else said or asked")
+    negation_cues: list[str] = Field(description="Regexes matched just before a progress phrase: not done")
+    urgent_done: dict[ScenarioId, str] = Field(
+        default_factory=dict, description="Progress flag that means the urgent step is already done")
+
+
 class KnowledgeBase(_Strict):
     """The whole validated knowledge base, as loaded at start-up."""
 
@@ -146,3 +184,6 @@ class KnowledgeBase(_Strict):
     scenarios: dict[str, Scenario]
     texts: dict[str, str]
     examples: dict[str, list[str]]
+    qa: dict[str, QAEntry] = Field(default_factory=dict)
+    moves: dict[str, LiveMove] = Field(default_factory=dict)
+    words: TurnWords | None = None

@@ -1,0 +1,118 @@
+"""What one message *does* in its context: the act, decided from the session and the message.
+
+``understand`` reads the message alone; this module adds the session's situation and
+position. The order of the checks below is the policy, read top to bottom:
+
+1. empty, an exact command word, a returning user, a menu number;
+2. a live-scam move ("他让我开屏幕共享") — the most urgent thing a message can say;
+   a short "关了/删了" right after one is the user reporting they stopped it;
+3. a follow-up phrasing that is clearly closer to a command, a curated question or a social
+   act than to any scenario story (``INTENT_*`` thresholds);
+4. progress in the current flow ("已报警"), an amount, a story (same situation → go on; another
+   one → switch, urgent reply first);
+5. fear with nothing else in it; secrets only; else unclear.
+
+The table of which handler answers which act in which state is ``dialogs.table``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from dialogs.session import Session
+from dialogs.understand import Understood
+
+INTENT_STRONG = 0.72
+"""Cosine similarity at which the nearest follow-up phrasing wins whatever the story score:
+on the dev conversations no story message comes this close to a question or command phrasing."""
+
+INTENT_MIN = 0.42
+"""Below this the nearest phrasing is a coincidence (shared particles like 吗/了/我)."""
+
+QUESTION_BONUS = 0.10
+"""A message with a question cue (吗, 怎么, 能不能 …) leans towards being a question."""
+
+SHORT_CHARS = 8
+"""Messages this short are follow-ups in a flow, not new stories, unless clearly a story."""
+
+SWITCH_MIN_CONFIDENCE = 0.75
+"""Mid-flow, a story switches to a non-urgent situation only when the matcher is this sure
+(a stolen-account victim telling what the thief posted is still a stolen account)."""
+
+URGENT_SWITCH = frozenset({"fraud_victim", "scam_check", "wallet_loss"})
+"""Situations a story may always switch to: money is moving."""
+
+LIVE_FLOWS = frozenset({"scam_check", "fraud_victim"})
+"""Flows where a live-scam move is answered in place; elsewhere it switches to scam_check."""
+
+
+class Act(str, Enum):
+    empty = "empty"
+    command = "command"
+    resume = "resume"
+    choice = "choice"
+    move = "move"
+    move_stopped = "move_stopped"
+    question = "question"
+    social = "social"
+    progress = "progress"
+    amount = "amount"
+    same_story = "same_story"
+    switch = "switch"
+    enter = "enter"
+    off_topic = "off_topic"
+    emotion = "emotion"
+    secrets = "secrets"
+    unclear = "unclear"
+
+
+def in_flow(s: Session) -> bool:
+    return s.scenario is not None and s.state in ("scenario", "resume")
+
+
+def intent_wins(u: Understood) -> bool:
+    """Is the nearest follow-up phrasing a better reading than a scenario story?"""
+    if u.intent is None or u.intent_score < INTENT_MIN:
+        return False
+    if u.intent_score >= INTENT_STRONG:
+        return True
+    score = u.intent_score + (QUESTION_BONUS if u.question else 0.0)
+    return score >= u.story_score or u.chars <= SHORT_CHARS
+
+
+def decide(s: Session, u: Understood, returning: bool) -> Act:
+    if u.empty:
+        return Act.empty
+    if u.command is not None:
+        return Act.command
+    if returning and u.scenario in (None, s.scenario, "out_of_scope") and not u.moves:
+        return Act.resume
+    if u.choice is not None:
+        return Act.choice
+    if u.moves:
+        return Act.move
+    if s.last_move and in_flow(s) and u.stopped:
+        return Act.move_stopped
+    if intent_wins(u):
+        kind = (u.intent or "").split(":", 1)[0]
+        return {"cmd": Act.command, "qa": Act.question, "social": Act.social}.get(kind, Act.unclear)
+    if u.flags and in_flow(s):
+        return Act.progress
+    amount = u.amount if u.amount is not None else u.number
+    if (amount is not None and in_flow(s) and s.scenario in ("fraud_victim", "wallet_loss")
+            and u.scenario in (None, s.scenario, "out_of_scope")):
+        return Act.amount
+    if u.scenario is not None:
+        if in_flow(s) and u.scenario == s.scenario:
+            return Act.same_story
+        if in_flow(s) and u.scenario == "out_of_scope":
+            return Act.off_topic
+        if in_flow(s) and u.scenario not in URGENT_SWITCH and u.confidence < SWITCH_MIN_CONFIDENCE:
+            return Act.same_story
+        return Act.switch if in_flow(s) else Act.enter
+    if u.emotion:
+        return Act.emotion
+    if u.secrets or u.personal:
+        return Act.secrets
+    return Act.unclear
+
