@@ -32,8 +32,11 @@ INTENT_MIN = 0.42
 QUESTION_BONUS = 0.10
 """A message with a question cue (吗, 怎么, 能不能 …) leans towards being a question."""
 
-SHORT_CHARS = 8
-"""Messages this short are follow-ups in a flow, not new stories, unless clearly a story."""
+STORY_MARGIN = 0.10
+"""A strong phrasing match still loses to a scenario example that is clearly closer."""
+
+ENTER_MIN_CONFIDENCE = 0.60
+"""Outside a flow, the matcher confidence at which a question that names a situation enters it."""
 
 SWITCH_MIN_CONFIDENCE = 0.75
 """Mid-flow, a story switches to a non-urgent situation only when the matcher is this sure
@@ -72,12 +75,21 @@ def in_flow(s: Session) -> bool:
 
 def intent_wins(u: Understood) -> bool:
     """Is the nearest follow-up phrasing a better reading than a scenario story?"""
-    if u.intent is None or u.intent_score < INTENT_MIN:
+    if u.intent is None:
+        return False
+    score = u.intent_score + (QUESTION_BONUS if u.question else 0.0)
+    if score < INTENT_MIN:
         return False
     if u.intent_score >= INTENT_STRONG:
-        return True
-    score = u.intent_score + (QUESTION_BONUS if u.question else 0.0)
-    return score >= u.story_score or u.chars <= SHORT_CHARS
+        return u.intent_score >= u.story_score - STORY_MARGIN
+    return score >= u.story_score
+
+
+def names_situation(s: Session, u: Understood) -> bool:
+    """Outside a flow, a message that names a situation starts it, even when it also asks
+    something ("被骗了两百，是不是不用报警了"): urgent reply first, then the answer."""
+    return (not in_flow(s) and u.scenario is not None and u.scenario != "out_of_scope"
+            and u.confidence >= ENTER_MIN_CONFIDENCE)
 
 
 def decide(s: Session, u: Understood, returning: bool) -> Act:
@@ -89,10 +101,14 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.resume
     if u.choice is not None:
         return Act.choice
+    if u.closing:
+        return Act.social
     if u.moves:
         return Act.move
     if s.last_move and in_flow(s) and u.stopped:
         return Act.move_stopped
+    if names_situation(s, u):
+        return Act.enter
     if intent_wins(u):
         kind = (u.intent or "").split(":", 1)[0]
         return {"cmd": Act.command, "qa": Act.question, "social": Act.social}.get(kind, Act.unclear)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow
+from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow, intent_wins
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -31,6 +31,10 @@ AMOUNT_LINE = 3000
 """电信网络诈骗 数额较大 starts at 3000 元 (2016 两高一部意见, knowledge brief §6.2)."""
 
 Replies = list[str]
+
+MOVE_KEEPS_SCENARIO = 0.75
+"""A first message with a live-scam move starts the situation the matcher is this sure of
+(the countermeasure follows); otherwise it starts scam_check."""
 
 
 class Dialog:
@@ -327,19 +331,27 @@ class Dialog:
         return self.name_pattern(s.scenario or "out_of_scope", u) or self.advance(s)
 
     def on_enter(self, s: Session, u: Understood) -> Replies:
-        return self.enter(s, u.scenario or "out_of_scope", u)
+        """Start (or switch to) the situation; a question asked in the same breath is answered after."""
+        replies = self.enter(s, u.scenario or "out_of_scope", u)
+        if u.intent and u.intent.startswith("qa:") and intent_wins(u):
+            replies += self.on_question(s, u)
+        return replies
 
     def on_secrets(self, s: Session, u: Understood) -> Replies:
         return self.menu(s)
 
     def on_move(self, s: Session, u: Understood) -> Replies:
         """A live-scam move: the countermeasure now; outside a live flow, switch to scam_check."""
-        if in_flow(s) and s.scenario in LIVE_FLOWS and u.scenario != "fraud_victim":
+        if in_flow(s) and s.scenario in LIVE_FLOWS and (u.scenario != "fraud_victim" or s.scenario == "fraud_victim"):
             s.state = "scenario"
             return self.move_answers(s, u)
-        target = "fraud_victim" if u.scenario == "fraud_victim" else "scam_check"
-        if in_flow(s) and s.scenario == target:
-            return self.move_answers(s, u)
+        if u.scenario == "fraud_victim":
+            target = "fraud_victim"
+        elif (not in_flow(s) and u.scenario not in (None, "scam_check", "out_of_scope")
+              and u.confidence >= MOVE_KEEPS_SCENARIO):
+            target = u.scenario or "scam_check"  # "快递信息被泄露，有人冒充客服理赔": the leak, plus the countermeasure
+        else:
+            target = "scam_check"
         return self.enter(s, target, u)
 
     def move_answers(self, s: Session, u: Understood) -> Replies:

@@ -51,6 +51,8 @@ _NUMBER_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "�
 _STOPPED_RE = re.compile(
     r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6})?(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
 """A short report that the user stopped what the scammer asked ("关了", "软件删了")."""
+CLOSING_MAX_CHARS = 14
+"""Longer messages that say 谢谢 usually go on to say something that needs an answer."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
@@ -77,6 +79,8 @@ class Understood(BaseModel):
     moves: list[str] = Field(default_factory=list, description="Live-scam moves named, most specific first")
     emotion: bool = False
     question: bool = False
+    closing: bool = False
+    """A short thank-you or sign-off ("谢谢 我这就去", "懂了 不租了"), whatever else it says."""
     stopped: bool = False
     """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
     chars: int = 0
@@ -141,6 +145,7 @@ class Understander:
         self._emotion = [re.compile(p) for p in (w.emotion_cues if w else [])]
         self._question = [re.compile(p) for p in (w.question_cues if w else [])]
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
+        self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
         self._negation = re.compile("(?:" + "|".join(w.negation_cues) + ")") if w and w.negation_cues else None
 
     def _patterns(self, text: str, scenario: str) -> list[str]:
@@ -207,6 +212,9 @@ class Understander:
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
         turn = self.turns.match(text)
+        closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits)
+        if closing:
+            turn = turn.model_copy(update={"intent": "social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye"})
         return Understood(
             scenario=None if result.ambiguous else result.scenario,
             confidence=result.confidence,
@@ -223,6 +231,7 @@ class Understander:
             emotion=_any(self._emotion, text),
             question=_any(self._question, text),
             chars=len(digits),
+            closing=closing,
             stopped=_STOPPED_RE.search(digits) is not None,
             **base,
         )

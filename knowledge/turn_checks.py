@@ -66,7 +66,7 @@ def turn_problems(kb: KnowledgeBase) -> list[str]:
             out += _bad_regex(f"moves.{m.id}", rx)
     if kb.words is not None:
         w = kb.words
-        for name in ("emotion_cues", "question_cues", "quote_cues", "negation_cues"):
+        for name in ("emotion_cues", "question_cues", "quote_cues", "negation_cues", "closing_cues"):
             for rx in getattr(w, name):
                 out += _bad_regex(f"turns.{name}", rx)
         for sid, flag in w.urgent_done.items():

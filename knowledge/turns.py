@@ -25,19 +25,22 @@ import numpy as np
 from pydantic import BaseModel
 from scipy import sparse
 
-from knowledge.matcher import _prenormalize, fold_numbers
+from knowledge.matcher import _prenormalize
 from knowledge.schema import KnowledgeBase
 
 STORY = "story"
+UNKNOWN_WEIGHT = 0.5
+"""Weight of an n-gram no phrasing has, relative to the rarest known one (query norm only)."""
 
 _DROP = re.compile(r"[^\w]+|_")
 _FILLER = re.compile(r"^(?:那|那么|那个|请问|我想问一下|我想问|问一下|想问下|想问一下|哦|噢|嗯|啊|额|呃|好的|好)+")
 
 
 def fold(text: str) -> str:
-    """Normalised form for phrase similarity: aliases, no punctuation, numbers folded,
-    leading fillers (那/请问/嗯 …) dropped so "那法律依据呢" meets "法律依据"."""
-    s = _DROP.sub("", fold_numbers(_prenormalize(text)))
+    """Normalised form for phrase similarity: aliases, no punctuation, leading fillers
+    (那/请问/嗯 …) dropped so "那法律依据呢" meets "法律依据". Numbers are kept: "12348是啥"
+    and "95017是啥" are different questions."""
+    s = _DROP.sub("", _prenormalize(text))
     t = _FILLER.sub("", s)
     return t or s
 
@@ -90,6 +93,7 @@ class TurnMatcher:
         self._m = sparse.csr_matrix(mat.multiply(1.0 / norms[None, :]))
         self._vocab = vocab
         self._idf = idf
+        self._max_idf = float(idf.max()) if idf.size else 1.0
         self._story = np.array([lab == STORY for lab in labels])
         self._intent_idx = np.flatnonzero(~self._story)
 
@@ -114,9 +118,10 @@ class TurnMatcher:
             return TurnMatch(label=STORY, score=0.0, intent=None, intent_score=0.0,
                              story_score=0.0, phrase="")
         w = self._idf[idx]
-        # unknown grams still count in the query's norm: gibberish around a keyword lowers the score
+        # unknown grams still count in the query's norm (at half the rarest weight): words no
+        # phrasing uses, around a keyword, lower the score
         unknown = len(grams) - len(idx)
-        norm = math.sqrt(float(w @ w) + unknown * float(self._idf.max()) ** 2)
+        norm = math.sqrt(float(w @ w) + unknown * (UNKNOWN_WEIGHT * self._max_idf) ** 2)
         scores = (self._m[idx].T @ w) / norm
         best = int(scores.argmax())
         story_score = float(scores[self._story].max()) if self._story.any() else 0.0
