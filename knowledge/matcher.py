@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from knowledge.normalize import fold as fold_obfuscation
+from knowledge.pinyin import PinyinModel, is_pinyin
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase
 
 THRESHOLD = 0.40
@@ -88,7 +90,8 @@ because a linear model's confidence there only reflects the class priors."""
 
 PAID_RE = re.compile(
     r"(?<![给向])(?:我|已经|已|都|又|先后|陆续|一共|总共|前后)?"
-    r"(?:转了|转过去|转过|充了|充进去|付了|付过|交了|打过去|汇了|汇过去|被扣了|扣了我|被骗走|骗走了|骗了我)"
+    r"(?:转了|转过去|转过|充了|充进去|付了|付过|交了|打过去|打进去|汇了|汇过去|被扣了|扣了我|被骗走|骗走了|骗了我"
+    r"|投了|投进去|垫了|垫付了|垫进去|被划走|划走了|钱就没了|钱都没了|收了我|我交了|我转了|我付了)"
     r"(?!我|一分|几毛|0\.01)"
 )
 """The user says money has already left ("充了十几万进去", "转了之后人就消失了"). scenarios.md:
@@ -96,7 +99,17 @@ in scam_check, "if the user already paid → fraud_victim" — whose first reply
 paying — so a scam_check reading with this cue hands over to fraud_victim. "给我转了…" and
 "转了我一分钱" (money *to* the user, a classic test transfer) do not count."""
 
-PAID_SWITCH_MIN_PROBABILITY = 0.05
+THIRD_PARTY_STOLEN_RE = re.compile(
+    r"(?:他|她|对方|朋友|同学|同事|亲戚|领导|老板|熟人|[姨舅姑叔伯姐哥弟妹爸妈]|闺蜜)(?:的)?(?:微信|号|帐号|账号|qq)?"
+    r"(?:号)?(?:被盗|被人盗|被黑|被人登|被人控制)"
+)
+"""Someone *else's* account was stolen ("朋友的号被盗了"): when the user then paid, the user is
+a fraud victim, not the owner of a stolen account (issue 10 §5, who did what to whom)."""
+
+PAID_SWITCH_FROM = frozenset({"scam_check", "account_frozen"})
+"""Readings the already-paid cue hands over to fraud_victim (account_stolen needs the third-party cue)."""
+
+PAID_SWITCH_MIN_PROBABILITY = 0.01
 """fraud_victim must be at least a plausible reading for the paid cue to switch to it."""
 
 NGRAM_RANGE = (1, 2)
@@ -160,8 +173,10 @@ def _cjk_alias(m: re.Match[str]) -> str:
 
 
 def _prenormalize(text: str) -> str:
-    """NFKC (full-width → half-width), lower case, aliases; punctuation still in place."""
-    s = unicodedata.normalize("NFKC", text).lower()
+    """Obfuscation folded (``knowledge.normalize.fold``: NFKC, lower case, homoglyphs,
+    traditional → simplified, pinyin of known terms, 薇信/V❤ …), then the matcher's own
+    aliases and typos; punctuation still in place."""
+    s = fold_obfuscation(text)
     if _LATIN_RE.search(s) is not None:
         s = _LATIN_ALIAS_RE.sub(_latin_alias, s)
     return _CJK_ALIAS_RE.sub(_cjk_alias, s)
@@ -288,6 +303,7 @@ class Matcher:
         self._rank = {sid: i for i, sid in enumerate(URGENCY)}
         self._other = tuple(sid != "out_of_scope" for sid in self.classes)
         self._sk: tuple[object, object] | None = None
+        self._pinyin: PinyinModel | None = None
 
     # ------------------------------------------------------------------ training
 
@@ -317,6 +333,9 @@ class Matcher:
         vocab = {str(k): int(v) for k, v in vec.vocabulary_.items()}
         m = cls(classes, vocab, vec.idf_, coef, intercept)
         m._sk = (vec, clf)
+        from knowledge.pinyin import PinyinModel
+
+        m._pinyin = PinyinModel(examples)
         return m
 
     @classmethod
@@ -381,6 +400,8 @@ class Matcher:
     # ------------------------------------------------------------------ public API
 
     def classify(self, text: str) -> Classification:
+        if self._pinyin is not None and is_pinyin(text):
+            return self._classify_pinyin(self._pinyin, text)
         whole, spans = _pieces(text)
         uni, bi = self._lookup(whole)
         present, coverage = self._present(uni, bi)
@@ -426,11 +447,14 @@ class Matcher:
                 ):
                     scenario, confidence = lead, max(lead_p, evidence)
             also = [s for s in ordered if s != scenario and s != "out_of_scope"]
-        if (scenario == "scam_check" and "fraud_victim" in self._col
-                and pl[self._col["fraud_victim"]] >= PAID_SWITCH_MIN_PROBABILITY and PAID_RE.search(text)):
+        prev = scenario
+        if ("fraud_victim" in self._col and pl[self._col["fraud_victim"]] >= PAID_SWITCH_MIN_PROBABILITY
+                and (scenario in PAID_SWITCH_FROM
+                     or (scenario == "account_stolen" and THIRD_PARTY_STOLEN_RE.search(text)))
+                and PAID_RE.search(text)):
             scenario = "fraud_victim"
             confidence = max(confidence, pl[self._col["fraud_victim"]])
-            also = ["scam_check", *[x for x in also if x not in ("scam_check", "fraud_victim")]]
+            also = [prev, *[x for x in also if x not in (prev, "fraud_victim")]]
         return Classification(
             scenario=scenario,
             confidence=confidence,
@@ -438,6 +462,17 @@ class Matcher:
             ambiguous=ambiguous,
             also=also,
         )
+
+    def _classify_pinyin(self, model: PinyinModel, text: str) -> Classification:
+        """A full-pinyin message, scored by the syllable model (``knowledge.pinyin``)."""
+        probs = model.probabilities(text)
+        order = np.argsort(-probs)
+        ranked = [(model.classes[i], float(probs[i])) for i in order]
+        top, top_p = ranked[0]
+        second_p = ranked[1][1] if len(ranked) > 1 else 0.0
+        ambiguous = (top_p < THRESHOLD or (top_p - second_p) < AMBIGUITY_GAP
+                     or model.coverage(text) < MIN_COVERAGE)
+        return Classification(scenario=top, confidence=top_p, ranked=ranked, ambiguous=ambiguous, also=[])
 
     def explain(
         self, text: str, top: int = 8, scenario: str | None = None
