@@ -35,12 +35,19 @@ QUESTION_BONUS = 0.10
 STORY_MARGIN = 0.10
 """A strong phrasing match still loses to a scenario example that is clearly closer."""
 
-ENTER_MIN_CONFIDENCE = 0.60
+ENTER_MIN_CONFIDENCE = 0.50
 """Outside a flow, the matcher confidence at which a question that names a situation enters it."""
 
 SWITCH_MIN_CONFIDENCE = 0.75
 """Mid-flow, a story switches to a non-urgent situation only when the matcher is this sure
 (a stolen-account victim telling what the thief posted is still a stolen account)."""
+
+URGENT_SWITCH_MIN_CONFIDENCE = 0.60
+"""… and to an urgent one (money moving) at this confidence."""
+
+FLOW_QUESTION_MIN = 0.55
+"""In a flow, a question this close to a curated one is answered even when it also resembles
+a scenario example (the story reading would only page to the next step)."""
 
 URGENT_SWITCH = frozenset({"fraud_victim", "scam_check", "wallet_loss"})
 """Situations a story may always switch to: money is moving."""
@@ -73,13 +80,15 @@ def in_flow(s: Session) -> bool:
     return s.scenario is not None and s.state in ("scenario", "resume")
 
 
-def intent_wins(u: Understood) -> bool:
+def intent_wins(u: Understood, flow: bool = False) -> bool:
     """Is the nearest follow-up phrasing a better reading than a scenario story?"""
     if u.intent is None:
         return False
     score = u.intent_score + (QUESTION_BONUS if u.question else 0.0)
     if score < INTENT_MIN:
         return False
+    if flow and u.question and u.intent_score >= FLOW_QUESTION_MIN:
+        return True
     if u.intent_score >= INTENT_STRONG:
         return u.intent_score >= u.story_score - STORY_MARGIN
     return score >= u.story_score
@@ -109,7 +118,7 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.move_stopped
     if names_situation(s, u):
         return Act.enter
-    if intent_wins(u):
+    if intent_wins(u, in_flow(s)):
         kind = (u.intent or "").split(":", 1)[0]
         return {"cmd": Act.command, "qa": Act.question, "social": Act.social}.get(kind, Act.unclear)
     if u.flags and in_flow(s):
@@ -123,7 +132,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
             return Act.same_story
         if in_flow(s) and u.scenario == "out_of_scope":
             return Act.off_topic
-        if in_flow(s) and u.scenario not in URGENT_SWITCH and u.confidence < SWITCH_MIN_CONFIDENCE:
+        if in_flow(s) and u.confidence < (
+                URGENT_SWITCH_MIN_CONFIDENCE if u.scenario in URGENT_SWITCH else SWITCH_MIN_CONFIDENCE):
             return Act.same_story
         return Act.switch if in_flow(s) else Act.enter
     if u.emotion:

@@ -32,6 +32,12 @@ AMOUNT_LINE = 3000
 
 Replies = list[str]
 
+CONTEXT_BONUS = 0.06
+"""Similarity added to questions that belong to the current situation when re-ranking."""
+
+OOS_SETTLES = 0.80
+"""An out-of-scope question answered outside a flow puts the session in out_of_scope at this confidence."""
+
 MOVE_KEEPS_SCENARIO = 0.75
 """A first message with a live-scam move starts the situation the matcher is this sure of
 (the countermeasure follows); otherwise it starts scam_check."""
@@ -277,7 +283,7 @@ class Dialog:
             pre.append(render_text(self.kb, "secret_warning", what=kinds_text(self.kb, u.secrets)))
         elif u.personal:
             pre.append(render_text(self.kb, "pii_warning", what=kinds_text(self.kb, u.personal)))
-        replies = self._route(s, u, now)
+        replies = self._route(s, self.in_context(s, u), now)
         if u.truncated:
             pre.append(render_text(self.kb, "too_long"))
         s.turns += 1
@@ -291,6 +297,25 @@ class Dialog:
         if u.emotion and act not in (Act.social, Act.emotion) and not self._comforts(replies):
             replies = [render_text(self.kb, "calm"), *replies]
         return replies
+
+    def in_context(self, s: Session, u: Understood) -> Understood:
+        """Re-rank the follow-up readings with the situation: a question that belongs to the
+        current scenario (``qa.yaml`` ``scenarios`` / ``by_scenario``) gets ``CONTEXT_BONUS``."""
+        if not u.alternatives or not in_flow(s) or u.closing:
+            return u
+        sid = s.scenario or ""
+
+        def score(item: tuple[str, float]) -> float:
+            label, value = item
+            entry = self.kb.qa.get(label[3:]) if label.startswith("qa:") else None
+            if entry is not None and (sid in entry.scenarios or sid in entry.by_scenario):
+                return value + CONTEXT_BONUS
+            return value
+
+        best = max(u.alternatives, key=score)
+        if best[0] == u.intent or not best[0].startswith("qa:") or score(best) <= u.intent_score:
+            return u
+        return u.model_copy(update={"intent": best[0], "intent_score": min(1.0, score(best))})
 
     # -- act handlers (see dialogs.table) ---------------------------------------------
     def on_empty(self, s: Session, u: Understood) -> Replies:
@@ -333,7 +358,7 @@ class Dialog:
     def on_enter(self, s: Session, u: Understood) -> Replies:
         """Start (or switch to) the situation; a question asked in the same breath is answered after."""
         replies = self.enter(s, u.scenario or "out_of_scope", u)
-        if u.intent and u.intent.startswith("qa:") and intent_wins(u):
+        if u.intent and u.intent.startswith("qa:") and intent_wins(u, True):
             replies += self.on_question(s, u)
         return replies
 
@@ -342,7 +367,9 @@ class Dialog:
 
     def on_move(self, s: Session, u: Understood) -> Replies:
         """A live-scam move: the countermeasure now; outside a live flow, switch to scam_check."""
-        if in_flow(s) and s.scenario in LIVE_FLOWS and (u.scenario != "fraud_victim" or s.scenario == "fraud_victim"):
+        in_place = not any(self.kb.moves[m].switch for m in u.moves if m in self.kb.moves)
+        if in_flow(s) and (s.scenario in LIVE_FLOWS or in_place) and (
+                u.scenario != "fraud_victim" or s.scenario == "fraud_victim"):
             s.state = "scenario"
             return self.move_answers(s, u)
         if u.scenario == "fraud_victim":
@@ -374,6 +401,9 @@ class Dialog:
             return self.on_unclear(s, u)
         if s.state == "resume":
             s.state = "scenario"
+        if not in_flow(s) and u.scenario == "out_of_scope" and u.confidence >= OOS_SETTLES:
+            s.push()  # "房东不退押金能告他吗": answered, and the next message is read in that context
+            s.state, s.scenario, s.step, s.offered = "scenario", "out_of_scope", 0, []
         if u.flags and in_flow(s):
             s.done.extend(f for f in u.flags if f not in s.done)
         template = entry.by_scenario.get(s.scenario or "", entry.answer) if in_flow(s) else entry.answer  # type: ignore[call-overload]

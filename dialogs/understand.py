@@ -75,6 +75,8 @@ class Understood(BaseModel):
     truncated: bool = False
     intent: str | None = Field(default=None, description="Nearest follow-up phrasing's label: cmd:*, qa:*, social:*")
     intent_score: float = 0.0
+    alternatives: list[tuple[str, float]] = Field(default_factory=list)
+    """The best few follow-up labels and scores, for re-ranking in the session's context."""
     story_score: float = Field(default=0.0, description="Similarity to the nearest scenario example")
     moves: list[str] = Field(default_factory=list, description="Live-scam moves named, most specific first")
     emotion: bool = False
@@ -226,6 +228,7 @@ class Understander:
             patterns=self._patterns(text, result.scenario),
             intent=turn.intent,
             intent_score=round(turn.intent_score, 4),
+            alternatives=turn.top,
             story_score=round(turn.story_score, 4),
             moves=self.live_moves(text),
             emotion=_any(self._emotion, text),

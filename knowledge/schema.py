@@ -146,6 +146,9 @@ class QAEntry(_Strict):
     paraphrases: list[str] = Field(min_length=3)
     answer: str = Field(description="Answer when no situation-specific variant applies")
     by_scenario: dict[ScenarioId, str] = Field(default_factory=dict)
+    scenarios: list[ScenarioId] = Field(
+        default_factory=list,
+        description="Situations where the question usually comes up (with by_scenario's keys: matched a little more readily there)")
     touches_law: bool = Field(default=False, description="Append the not-legal-advice line")
 
 
@@ -157,6 +160,10 @@ class LiveMove(_Strict):
     triggers: list[str] = Field(min_length=1, description="Regexes on the normalised text; any one")
     answer: str
     after: str = Field(description="What to do next once the user says they stopped it (关了, 删了 …)")
+    switch: bool = Field(
+        default=True,
+        description="Mid-flow in another situation, this move starts scam_check (False: answered in place, "
+                    "e.g. an unfreeze fee while the user deals with a frozen account)")
 
 
 class TurnWords(_Strict):

@@ -29,6 +29,7 @@ from knowledge.matcher import _prenormalize
 from knowledge.schema import KnowledgeBase
 
 STORY = "story"
+TOP_CANDIDATES = 5
 UNKNOWN_WEIGHT = 0.5
 """Weight of an n-gram no phrasing has, relative to the rarest known one (query norm only)."""
 
@@ -59,6 +60,9 @@ class TurnMatch(BaseModel):
     story_score: float
     phrase: str
     """The phrasing that won ``intent`` (for explain/debugging)."""
+    top: list[tuple[str, float]] = []
+    """The best few non-story labels with their scores, best first (the dialog re-ranks
+    them with the session's situation)."""
 
 
 class TurnMatcher:
@@ -125,10 +129,19 @@ class TurnMatcher:
         scores = (self._m[idx].T @ w) / norm
         best = int(scores.argmax())
         story_score = float(scores[self._story].max()) if self._story.any() else 0.0
+        top: list[tuple[str, float]] = []
+        intent, intent_score, phrase = None, 0.0, ""
         if self._intent_idx.size:
-            ii = self._intent_idx[int(scores[self._intent_idx].argmax())]
+            sub = scores[self._intent_idx]
+            ii = self._intent_idx[int(sub.argmax())]
             intent, intent_score, phrase = self.labels[ii], float(scores[ii]), self.texts[ii]
-        else:
-            intent, intent_score, phrase = None, 0.0, ""
+            seen: set[str] = set()
+            for j in self._intent_idx[np.argsort(-sub)[:TOP_CANDIDATES * 4]]:
+                label = self.labels[j]
+                if label not in seen:
+                    seen.add(label)
+                    top.append((label, round(float(scores[j]), 4)))
+                if len(top) == TOP_CANDIDATES:
+                    break
         return TurnMatch(label=self.labels[best], score=float(scores[best]), intent=intent,
-                         intent_score=intent_score, story_score=story_score, phrase=phrase)
+                         intent_score=intent_score, story_score=story_score, phrase=phrase, top=top)
