@@ -101,6 +101,12 @@ def names_situation(s: Session, u: Understood) -> bool:
             and u.confidence >= ENTER_MIN_CONFIDENCE)
 
 
+def _amount_answer(s: Session, u: Understood) -> bool:
+    amount = u.amount if u.amount is not None else u.number
+    return (amount is not None and in_flow(s) and s.scenario in ("fraud_victim", "wallet_loss")
+            and u.scenario in (None, s.scenario, "out_of_scope"))
+
+
 def decide(s: Session, u: Understood, returning: bool) -> Act:
     if u.empty:
         return Act.empty
@@ -118,14 +124,14 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.move_stopped
     if names_situation(s, u):
         return Act.enter
+    if _amount_answer(s, u) and not u.question:  # "大概3万": the answer to "被骗了多少钱"
+        return Act.amount
     if intent_wins(u, in_flow(s)):
         kind = (u.intent or "").split(":", 1)[0]
         return {"cmd": Act.command, "qa": Act.question, "social": Act.social}.get(kind, Act.unclear)
     if u.flags and in_flow(s):
         return Act.progress
-    amount = u.amount if u.amount is not None else u.number
-    if (amount is not None and in_flow(s) and s.scenario in ("fraud_victim", "wallet_loss")
-            and u.scenario in (None, s.scenario, "out_of_scope")):
+    if _amount_answer(s, u):
         return Act.amount
     if u.scenario is not None:
         if in_flow(s) and u.scenario == s.scenario:

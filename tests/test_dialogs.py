@@ -47,11 +47,17 @@ async def test_next_walks_every_step_then_says_what_is_left(pipeline: Pipeline, 
 @pytest.mark.parametrize("sid", [s for s in SCENARIO_IDS if s != "out_of_scope"])
 async def test_law_command_quotes_the_registry_text_exactly(pipeline: Pipeline, kb: KnowledgeBase, sid: str) -> None:
     await say(pipeline, str(SCENARIO_IDS.index(sid) + 1))
-    out = joined(await say(pipeline, "法律依据"))
+    plain = await say(pipeline, "法律依据")
+    assert len(plain.replies) == 1 and len(plain.replies[0].text) <= 400  # one phone screen
+    out = joined(plain)
     for lid in kb.scenarios[sid].laws:
-        assert kb.laws[lid].text in out
-        assert law_citation(kb, lid) in out
+        assert law_citation(kb, lid) in out  # every exact citation…
+        assert kb.laws[lid].text not in out  # …but not the statute text
     assert text_of(kb, "legal_note") in out
+    verbatim = joined(await say(pipeline, "条文原文发我看看"))  # the text itself on request
+    for lid in kb.scenarios[sid].laws:
+        assert kb.laws[lid].text in verbatim
+        assert law_citation(kb, lid) in verbatim
 
 
 async def test_hotlines_evidence_human_and_back(pipeline: Pipeline, kb: KnowledgeBase) -> None:

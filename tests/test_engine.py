@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dialogs.engine import Dialog
 from dialogs.session import MAX_BACK, Session
-from dialogs.understand import Command, Understood, parse_choice, parse_command
+from dialogs.understand import Command, Understood, command_index, parse_choice, parse_command
 from knowledge.render import render
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase
 
 
-def test_commands_and_choices_are_recognised() -> None:
-    assert parse_command("菜单") is Command.menu
-    assert parse_command(" 下一步！") is Command.next
-    assert parse_command("法律依据？") is Command.law
-    assert parse_command("我想知道要不要报警") is None
+def test_commands_and_choices_are_recognised(kb: KnowledgeBase) -> None:
+    index = command_index(kb)  # the words live in knowledge/data/turns.yaml
+    assert parse_command("菜单", index) is Command.menu
+    assert parse_command(" 下一步！", index) is Command.next
+    assert parse_command("法律依据？", index) is Command.law
+    assert parse_command("原文", index) is Command.verbatim
+    assert parse_command("我想知道要不要报警", index) is None
     assert parse_choice("２") == 2 and parse_choice("第三个") == 3 and parse_choice("选5") == 5
     assert parse_choice("2000") is None
 
