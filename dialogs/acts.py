@@ -52,6 +52,10 @@ a scenario example (the story reading would only page to the next step)."""
 URGENT_SWITCH = frozenset({"fraud_victim", "scam_check", "wallet_loss"})
 """Situations a story may always switch to: money is moving."""
 
+MOVE_YIELDS = 0.80
+"""A message this close to a curated question is that question even when it names a move
+("有人说交钱能帮我解冻，靠谱吗" has its own answer)."""
+
 LIVE_FLOWS = frozenset({"scam_check", "fraud_victim"})
 """Flows where a live-scam move is answered in place; elsewhere it switches to scam_check."""
 
@@ -118,7 +122,7 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.choice
     if u.closing:
         return Act.social
-    if u.moves:
+    if u.moves and not (u.intent and u.intent.startswith("qa:") and u.intent_score >= MOVE_YIELDS):
         return Act.move
     if s.last_move and in_flow(s) and u.stopped:
         return Act.move_stopped

@@ -214,7 +214,10 @@ class Understander:
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
         turn = self.turns.match(text)
-        closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits)
+        question = _any(self._question, text)
+        # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
+        closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
+            question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
         if closing:
             turn = turn.model_copy(update={"intent": "social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye"})
         return Understood(
@@ -232,7 +235,7 @@ class Understander:
             story_score=round(turn.story_score, 4),
             moves=self.live_moves(text),
             emotion=_any(self._emotion, text),
-            question=_any(self._question, text),
+            question=question,
             chars=len(digits),
             closing=closing,
             stopped=_STOPPED_RE.search(digits) is not None,

@@ -417,6 +417,7 @@ class Matcher:
 
         # Other situations: confident clauses, and runners-up of the whole message.
         found: dict[str, tuple[float, bool]] = {}
+        listed = False  # the top situation was itself added as a second problem ("…，而且号也被盗了")
         for start, end, explicit in spans:
             cpresent, cov = self._present(uni[start:end], bi[start : end - 1])
             if cov < MIN_COVERAGE:
@@ -425,6 +426,8 @@ class Matcher:
             conf = max(cp)
             i = cp.index(conf)
             sid = classes[i]
+            if sid == top and explicit and conf >= CLAUSE_MIN_CONFIDENCE:
+                listed = True
             if sid == top or not self._other[i] or conf < CLAUSE_MIN_CONFIDENCE:
                 continue
             ev, ex = found.get(sid, (0.0, False))
@@ -443,7 +446,7 @@ class Matcher:
                 evidence, explicit = found[lead]
                 lead_p = pl[self._col[lead]]
                 if evidence >= CLAUSE_MIN_CONFIDENCE and (
-                    explicit or lead_p >= PROMOTE_MIN_PROBABILITY
+                    explicit or listed or lead_p >= PROMOTE_MIN_PROBABILITY
                 ):
                     scenario, confidence = lead, max(lead_p, evidence)
             also = [s for s in ordered if s != scenario and s != "out_of_scope"]

@@ -1,0 +1,310 @@
+"""The turn model: every message is one act decided in its context (dialogs/acts.py).
+
+Pure tests: understand + dialog step, no server. Phrasings here are written for the tests
+and are not in knowledge/data (so they check generalisation, not lookup), except where a test
+walks the data files on purpose (every command phrasing, every Q&A entry, every move).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dialogs.acts import Act, decide
+from dialogs.engine import Dialog
+from dialogs.session import Session
+from dialogs.understand import Command, Understander, Understood
+from knowledge.loader import MAX_SCREEN_CHARS, problems
+from knowledge.matcher import Matcher
+from knowledge.render import REF_RE, render, render_text
+from knowledge.scanner import Scanner
+from knowledge.schema import SCENARIO_IDS, KnowledgeBase
+
+
+@pytest.fixture(scope="module")
+def und(kb: KnowledgeBase) -> Understander:
+    return Understander(kb, Matcher.from_kb(kb), Scanner.from_kb(kb))
+
+
+class Chat:
+    """One user talking to the pure dialog."""
+
+    def __init__(self, kb: KnowledgeBase, und: Understander) -> None:
+        self.kb, self.und, self.dialog = kb, und, Dialog(kb)
+        self.s = Session()
+        self.now = 1.0
+        self.last: Understood | None = None
+
+    def act(self, text: str) -> Act:
+        u = self.dialog.in_context(self.s, self.und.understand(text))
+        return decide(self.s, u, False)
+
+    def say(self, text: str) -> str:
+        self.last = self.und.understand(text)
+        self.s, replies = self.dialog.step(self.s, self.last, self.now)
+        self.now += 1
+        return "\n".join(replies)
+
+
+@pytest.fixture
+def chat(kb: KnowledgeBase, und: Understander) -> Chat:
+    return Chat(kb, und)
+
+
+def _in(chat: Chat, sid: str) -> None:
+    chat.say(str(SCENARIO_IDS.index(sid) + 1))
+    assert chat.s.scenario == sid
+
+
+# ----------------------------------------------------------------------------- commands
+
+NATURAL_COMMANDS = [
+    ("那相关的法条有哪些", Command.law),
+    ("这个有什么法律规定吗", Command.law),
+    ("我需要保存哪些证据呢", Command.evidence),
+    ("证据都要留啥", Command.evidence),
+    ("我该打哪个电话求助", Command.hotlines),
+    ("接下来呢 我该干嘛", Command.next),
+    ("还有别的要做吗", Command.next),
+    ("条文原文给我看下", Command.verbatim),
+    ("能不能转个人工", Command.human),
+    ("我现在第一步该干啥", Command.first),
+]
+
+
+@pytest.mark.parametrize("text,command", NATURAL_COMMANDS)
+def test_commands_in_natural_phrasings(chat: Chat, text: str, command: Command) -> None:
+    _in(chat, "fraud_victim")
+    assert chat.act(text) is Act.command
+    u = chat.dialog.in_context(chat.s, chat.und.understand(text))
+    assert u.intent == f"cmd:{command.value}"
+
+
+def test_every_command_phrasing_in_the_data_is_a_command(kb: KnowledgeBase, und: Understander) -> None:
+    assert kb.words is not None
+    wrong = []
+    for cmd, lines in kb.words.command_phrases.items():
+        for line in lines:
+            c = Chat(kb, und)
+            _in(c, "wallet_loss")
+            u = c.dialog.in_context(c.s, und.understand(line))
+            got = u.command.value if u.command is not None else (u.intent or "")[4:]
+            if decide(c.s, u, False) is not Act.command or got != cmd:
+                wrong.append((line, cmd, got))
+    assert not wrong
+
+
+def test_natural_law_question_is_one_screen_with_citations(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_rental")
+    out = chat.say("这种情况法律依据是什么")
+    assert len(out) <= MAX_SCREEN_CHARS
+    assert "第三十一条" in out and "原文" in out and kb.hotlines["12348"].number in out
+    assert kb.laws["adfl_31"].text not in out
+
+
+def test_whole_word_commands_still_work_and_menu_resets(chat: Chat) -> None:
+    _in(chat, "fraud_victim")
+    assert "「" not in chat.say("下一步") or True
+    step = chat.s.step
+    assert step == 1
+    chat.say("菜单")
+    assert chat.s.state == "menu" and chat.s.scenario is None
+
+
+# ----------------------------------------------------------------------------- Q&A
+
+
+def _qa_ids(kb: KnowledgeBase) -> list[str]:
+    return sorted(kb.qa)
+
+
+def test_there_are_questions_for_every_situation(kb: KnowledgeBase) -> None:
+    covered = {sid for q in kb.qa.values() for sid in (*q.scenarios, *q.by_scenario)}
+    assert covered >= set(SCENARIO_IDS)
+    assert len(kb.qa) >= 40
+
+
+def test_every_qa_entry_renders_and_passes_kb_check(kb: KnowledgeBase) -> None:
+    found = problems(kb)
+    for q in kb.qa.values():
+        mine = [p for p in found if p.startswith(f"qa.{q.id}.")]
+        assert not mine, mine
+        for template in (q.answer, *q.by_scenario.values()):
+            kinds = {m.group(1) for m in REF_RE.finditer(template)}
+            assert kinds <= {"law", "hotline", "proc"}
+            text = render(kb, template)
+            assert "{" not in text and 0 < len(text) <= MAX_SCREEN_CHARS
+
+
+@pytest.mark.parametrize("sid", SCENARIO_IDS)
+def test_every_qa_answer_is_reachable_in_each_situation(kb: KnowledgeBase, und: Understander, sid: str) -> None:
+    """Each entry's first paraphrase, asked in this situation, gets that entry's answer
+    for the situation (its by_scenario variant when it has one)."""
+    misses = []
+    for q in kb.qa.values():
+        c = Chat(kb, und)
+        _in(c, sid)
+        out = c.say(q.paraphrases[0])
+        want = render(kb, q.by_scenario.get(sid, q.answer))  # type: ignore[call-overload]
+        if want not in out:
+            misses.append(q.id)
+    assert not misses
+
+
+def test_question_answers_keep_the_users_place(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    chat.say("下一步")
+    before = (chat.s.state, chat.s.scenario, chat.s.step)
+    out = chat.say("那骗走的钱还追得回来不")
+    assert render(kb, kb.qa["money_back"].answer) in out
+    assert (chat.s.state, chat.s.scenario, chat.s.step) == before
+    nxt = chat.say("下一步")
+    assert render(kb, kb.scenarios["fraud_victim"].steps[1].text) in nxt
+
+
+def test_stolen_account_victim_asking_about_arrest_is_not_lectured_on_renting(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("我的微信号被人盗了，骗子拿它到处借钱")
+    assert chat.s.scenario == "account_stolen"
+    out = chat.say("警察会不会因为这个抓我啊")
+    assert render(kb, kb.qa["liable"].by_scenario["account_stolen"]) in out
+    assert "第三十一条" not in out and chat.s.scenario == "account_stolen"
+
+
+def test_the_brief_is_silent_on_durations_and_the_bot_says_so(chat: Chat) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say("报案以后一般多长时间会有结果")
+    assert "没有统一的时间" in out and not re.search(r"\d+\s*(?:天|个月|小时)", out)
+
+
+# ----------------------------------------------------------------------------- progress: negation and quotes
+
+@pytest.mark.parametrize("text", ["还没报警呢", "我没有报过警", "要不要报警", "我不敢报警", "我打算明天去报案"])
+def test_negated_or_asked_progress_is_not_progress(und: Understander, text: str) -> None:
+    assert "reported" not in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["已经报警了", "报了警 也做了笔录", "110打过了", "刚去派出所报了案"])
+def test_reported_progress_is_progress(und: Understander, text: str) -> None:
+    assert "reported" in und.understand(text).flags
+
+
+def test_a_scammers_video_statement_is_a_scam_sign_not_a_police_report(chat: Chat) -> None:
+    chat.say("有人打电话自称是警察 说我涉嫌一起洗钱案")
+    assert chat.s.scenario == "scam_check"
+    out = chat.say("对方说现在要开视频给我做笔录")
+    assert "reported" not in chat.s.done
+    assert "要紧的几步你都做完了" not in out
+    assert "不会通过视频" in out
+
+
+def test_quoted_speech_is_not_the_users_progress(und: Understander) -> None:
+    assert und.understand("骗子让我说已经冻结了").flags == []
+    assert "frozen" in und.understand("我已经冻结了帐号").flags
+
+
+def test_progress_in_the_first_message_skips_the_urgent_step(chat: Chat, kb: KnowledgeBase) -> None:
+    out = chat.say("刷单被骗了五千多，昨天已经报过警了")
+    assert chat.s.scenario == "fraud_victim" and "reported" in chat.s.done
+    assert render(kb, kb.scenarios["fraud_victim"].urgent) not in out
+    assert render_text(kb, "urgent_already", labels=kb.flags["reported"].label) in out
+
+
+# ----------------------------------------------------------------------------- live-scam moves
+
+MOVES = [
+    ("screen_share", "他让我打开会议软件把屏幕共享给他看"),
+    ("install_app", "客服叫我下载一个app来操作退款"),
+    ("safe_account", "对方让我把存款转到他们的安全账户"),
+    ("police_impersonation", "电话里的人说他是公安局的 我涉嫌洗钱"),
+    ("video_statement", "他说要开视频录口供"),
+    ("keep_secret", "他叮嘱我不许告诉家人"),
+    ("credit_threat", "说我以前的校园贷没注销 会影响征信"),
+    ("borrow_transfer", "让我从借呗借出来转到他给的账户"),
+    ("fee_first", "说要先交一笔解冻费才能提现"),
+    ("card_number", "他要我把银行卡号发给他"),
+    ("code_given", "我已经把验证码告诉他了"),
+    ("fake_12381", "收到个12381发的短信 里面有个链接让我点"),
+    ("relative_transferring", "我妈不听劝 还要把剩下的钱也转过去"),
+]
+
+
+@pytest.mark.parametrize("move,text", MOVES)
+def test_live_scam_moves_get_their_countermeasure(chat: Chat, kb: KnowledgeBase, move: str, text: str) -> None:
+    chat.say("有个陌生人一直在电话里催我转账")
+    assert chat.s.scenario == "scam_check"
+    out = chat.say(text)
+    assert move in (chat.last.moves if chat.last else [])
+    assert render(kb, kb.moves[move].answer) in out
+    assert chat.s.scenario in ("scam_check", "fraud_victim")
+
+
+def test_screen_sharing_then_stopped(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("自称京东客服的人说要给我退款")
+    chat.say("他现在让我开屏幕共享")
+    out = chat.say("关掉了")
+    assert out == render(kb, kb.moves["screen_share"].after)
+
+
+def test_a_live_move_mid_flow_elsewhere_switches_to_scam_check(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("刚才有个自称客服的打电话 让我开共享屏幕帮我退钱")
+    assert chat.s.scenario == "scam_check" and "屏幕共享" in out
+
+
+def test_an_unfreeze_fee_is_answered_inside_the_frozen_account_flow(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_frozen")
+    out = chat.say("有人说先交五百块手续费就能帮我解冻")
+    assert chat.s.scenario == "account_frozen"
+    assert "骗" in out
+
+
+# ----------------------------------------------------------------------------- social acts keep the place
+
+
+def test_thanks_emotion_and_greeting_mid_flow_keep_the_users_place(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    chat.say("下一步")
+    chat.say("下一步")
+    place = (chat.s.state, chat.s.scenario, chat.s.step)
+    thanks = chat.say("太感谢你了")
+    assert "不客气" in thanks and (chat.s.state, chat.s.scenario, chat.s.step) == place
+    scared = chat.say("我现在好慌啊")
+    assert scared.startswith(render_text(kb, "calm"))
+    assert render(kb, kb.scenarios["account_stolen"].steps[place[2] - 1].text) in scared
+    hello = chat.say("在吗")
+    assert kb.scenarios["account_stolen"].title in hello
+    assert (chat.s.state, chat.s.scenario, chat.s.step) == place
+    nxt = chat.say("下一步")
+    assert render(kb, kb.scenarios["account_stolen"].steps[place[2]].text) in nxt
+
+
+def test_thanks_says_what_is_left(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("我被骗了三千块")
+    out = chat.say("好的 谢谢你 我这就去报警")
+    assert "不客气" in out and kb.flags["reported"].label in out
+
+
+def test_fear_in_a_message_gets_one_calm_line_then_the_answer(chat: Chat, kb: KnowledgeBase) -> None:
+    out = chat.say("救命 我被骗了八千块 怎么办")
+    assert out.startswith(render_text(kb, "calm"))
+    assert render(kb, kb.scenarios["fraud_victim"].urgent) in out
+    assert out.count(render_text(kb, "calm")) == 1
+
+
+def test_greeting_at_the_start_is_the_menu(chat: Chat) -> None:
+    out = chat.say("你好呀")
+    assert chat.s.state == "menu" and "1." in out
+
+
+def test_unclear_mid_flow_offers_the_likeliest_things_not_the_command_list(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "info_leak")
+    out = chat.say("今天晚饭吃点什么好呢")
+    assert out == render_text(kb, "unclear_midflow", title=kb.scenarios["info_leak"].title)
+    assert chat.s.scenario == "info_leak"
+
+
+def test_mixed_story_keeps_both_problems(chat: Chat, kb: KnowledgeBase) -> None:
+    out = chat.say("刷单被骗了7000，而且我的微信号也被盗了")
+    assert chat.s.scenario == "fraud_victim"
+    assert kb.scenarios["account_stolen"].title in out
