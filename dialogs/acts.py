@@ -17,7 +17,7 @@ The table of which handler answers which act in which state is ``dialogs.table``
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from dialogs.session import Session
 from dialogs.understand import Understood
@@ -60,7 +60,7 @@ LIVE_FLOWS = frozenset({"scam_check", "fraud_victim"})
 """Flows where a live-scam move is answered in place; elsewhere it switches to scam_check."""
 
 
-class Act(str, Enum):
+class Act(StrEnum):
     empty = "empty"
     command = "command"
     resume = "resume"

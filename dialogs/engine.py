@@ -22,9 +22,9 @@ from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow, intent_wins
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
+from knowledge.loader import MAX_SCREEN_CHARS
 from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
-from knowledge.loader import MAX_SCREEN_CHARS
 
 AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
@@ -253,7 +253,7 @@ class Dialog:
             return self.menu(s)
         return [render(self.kb, sc.urgent)]
 
-    COMMANDS: dict[Command, Callable[["Dialog", Session, Understood], Replies]] = {
+    COMMANDS: dict[Command, Callable[[Dialog, Session, Understood], Replies]] = {
         Command.menu: cmd_menu,
         Command.verbatim: cmd_verbatim,
         Command.first: cmd_first,

@@ -43,7 +43,7 @@ class Session(BaseModel):
     """The live-scam move the bot last answered (so "关了" means "I stopped it")."""
 
     @classmethod
-    def from_raw(cls, raw: str | None) -> "Session":
+    def from_raw(cls, raw: str | None) -> Session:
         """Parse stored JSON; a missing, foreign or corrupt session starts fresh."""
         if not raw:
             return cls()

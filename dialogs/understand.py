@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from enum import Enum
+from enum import StrEnum
 from typing import TypedDict
 
 from pydantic import BaseModel, Field
@@ -32,7 +32,7 @@ from knowledge.schema import KnowledgeBase
 from knowledge.turns import TurnMatcher
 
 
-class Command(str, Enum):
+class Command(StrEnum):
     menu = "menu"
     back = "back"
     next = "next"

@@ -22,13 +22,13 @@ from knowledge.schema import (
     Hotline,
     KnowledgeBase,
     Law,
+    LiveMove,
     Procedure,
     ProgressFlag,
-    Scenario,
-    ScamPattern,
-    Status,
-    LiveMove,
     QAEntry,
+    ScamPattern,
+    Scenario,
+    Status,
     TurnWords,
 )
 from knowledge.turn_checks import turn_problems, turn_templates

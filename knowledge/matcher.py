@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
-from operator import add
 from collections.abc import Iterable, Sequence
+from operator import add
 
 import numpy as np
 from pydantic import BaseModel
@@ -373,9 +372,9 @@ class Matcher:
         for ~40 features × 8 classes. Identical to sklearn up to float rounding.
         """
         if present:
-            v = self._wn.take(list(present), 0).sum(0).tolist()
+            v = self._wn.take([i for i in present if i is not None], 0).sum(0).tolist()
             inv = 1.0 / math.sqrt(v.pop())
-            z = [b + x * inv for b, x in zip(self._b, v)]
+            z = [b + x * inv for b, x in zip(self._b, v, strict=True)]
         else:
             z = self._b
         m = max(z)
@@ -388,7 +387,7 @@ class Matcher:
         present, _ = self._known(_pieces(text)[0])
         if not present:
             return np.empty(0, dtype=np.intp), np.empty(0)
-        r = np.fromiter(present, dtype=np.intp, count=len(present))  # type: ignore[arg-type]
+        r = np.fromiter(present, dtype=np.intp, count=len(present))
         vals = self._idf[r]
         vals = vals / math.sqrt(float(vals @ vals))
         return r, vals

@@ -44,8 +44,8 @@ def syllables(text: str) -> list[str]:
 
 def features(text: str) -> list[str]:
     syl = syllables(text)
-    pairs = [f"{a} {b}" for a, b in zip(syl, syl[1:])]
-    joined = [a + b for a, b in zip(syl, syl[1:])]
+    pairs = [f"{a} {b}" for a, b in zip(syl, syl[1:], strict=False)]
+    joined = [a + b for a, b in zip(syl, syl[1:], strict=False)]
     return syl + pairs + joined
 
 
