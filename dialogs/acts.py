@@ -45,6 +45,12 @@ SWITCH_MIN_CONFIDENCE = 0.75
 URGENT_SWITCH_MIN_CONFIDENCE = 0.60
 """… and to an urgent one (money moving) at this confidence."""
 
+SOCIAL_MIN = 0.60
+"""Thanks, greetings and fear are short: only a close match counts (the cues catch the rest)."""
+
+AMOUNT_MAX_CHARS = 16
+"""In a money flow, a message this short that carries an amount is about the amount."""
+
 FLOW_QUESTION_MIN = 0.55
 """In a flow, a question this close to a curated one is answered even when it also resembles
 a scenario example (the story reading would only page to the next step)."""
@@ -53,8 +59,8 @@ URGENT_SWITCH = frozenset({"fraud_victim", "scam_check", "wallet_loss"})
 """Situations a story may always switch to: money is moving."""
 
 MOVE_YIELDS = 0.80
-"""A message this close to a curated question is that question even when it names a move
-("有人说交钱能帮我解冻，靠谱吗" has its own answer)."""
+"""Outside a live-scam flow, a message this close to a curated question is that question even
+when it names a move ("有人说交钱能帮我解冻，靠谱吗" has its own answer)."""
 
 LIVE_FLOWS = frozenset({"scam_check", "fraud_victim"})
 """Flows where a live-scam move is answered in place; elsewhere it switches to scam_check."""
@@ -91,6 +97,8 @@ def intent_wins(u: Understood, flow: bool = False) -> bool:
     score = u.intent_score + (QUESTION_BONUS if u.question else 0.0)
     if score < INTENT_MIN:
         return False
+    if u.intent.startswith("social:") and u.intent_score < SOCIAL_MIN:
+        return False  # "应该没事吧" is not "没事了"
     if flow and u.question and u.intent_score >= FLOW_QUESTION_MIN:
         return True
     if u.intent_score >= INTENT_STRONG:
@@ -108,7 +116,7 @@ def names_situation(s: Session, u: Understood) -> bool:
 def _amount_answer(s: Session, u: Understood) -> bool:
     amount = u.amount if u.amount is not None else u.number
     return (amount is not None and in_flow(s) and s.scenario in ("fraud_victim", "wallet_loss")
-            and u.scenario in (None, s.scenario, "out_of_scope"))
+            and (u.scenario in (None, s.scenario, "out_of_scope") or u.chars <= AMOUNT_MAX_CHARS))
 
 
 def decide(s: Session, u: Understood, returning: bool) -> Act:
@@ -122,7 +130,9 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.choice
     if u.closing:
         return Act.social
-    if u.moves and not (u.intent and u.intent.startswith("qa:") and u.intent_score >= MOVE_YIELDS):
+    yields = (u.intent is not None and u.intent.startswith("qa:") and u.intent_score >= MOVE_YIELDS
+              and not (in_flow(s) and s.scenario in LIVE_FLOWS))
+    if u.moves and not yields:
         return Act.move
     if s.last_move and in_flow(s) and u.stopped:
         return Act.move_stopped

@@ -32,6 +32,13 @@ AMOUNT_LINE = 3000
 
 Replies = list[str]
 
+QA_GUESS_MIN = 0.36
+"""An unclear message in a flow gets the nearest curated answer at this similarity …"""
+QA_GUESS_GAP = 0.05
+"""… when it is this far ahead of the runner-up; otherwise the likeliest ones are offered."""
+QA_OFFER_MIN = 0.25
+"""Questions at least this near are offered as numbered options."""
+
 CONTEXT_BONUS = 0.06
 """Similarity added to questions that belong to the current situation when re-ranking."""
 
@@ -277,7 +284,8 @@ class Dialog:
         """One dialog step. Never raises for any Understood; never returns no reply."""
         # Copy-on-entry keeps the step pure; positions are frozen, so fresh lists suffice
         # (a pydantic deep copy was the single most expensive call on the hot path).
-        s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered)})
+        s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered),
+                                 "offered_qa": list(s.offered_qa)})
         pre: Replies = []
         if u.secrets:
             pre.append(render_text(self.kb, "secret_warning", what=kinds_text(self.kb, u.secrets)))
@@ -292,6 +300,9 @@ class Dialog:
 
     def _route(self, s: Session, u: Understood, now: float) -> Replies:
         act = decide(s, u, self.returning(s, now))
+        offered_qa, s.offered_qa = s.offered_qa, []  # an offer of questions lasts one turn
+        if act is Act.choice and offered_qa and 1 <= (u.choice or 0) <= len(offered_qa):
+            return self.answer(s, offered_qa[(u.choice or 1) - 1])
         handler: Callable[[Session, Understood], Replies] = getattr(self, handler_for(s.state, act))
         replies = handler(s, u)
         if u.emotion and act not in (Act.social, Act.emotion) and not self._comforts(replies):
@@ -353,6 +364,10 @@ class Dialog:
         s.state = "scenario"
         if u.flags:
             return self._progress(s, u)
+        if u.question:  # a question about this situation: the nearest curated one, if it is near
+            guess = self._qa_guess(s, u)
+            if guess is not None:
+                return self.answer(s, guess, u)
         return self.name_pattern(s.scenario or "out_of_scope", u) or self.advance(s)
 
     def on_enter(self, s: Session, u: Understood) -> Replies:
@@ -399,6 +414,12 @@ class Dialog:
         entry = self.kb.qa.get((u.intent or "")[3:])
         if entry is None:
             return self.on_unclear(s, u)
+        return self.answer(s, entry.id, u)
+
+    def answer(self, s: Session, qa_id: str, u: Understood | None = None) -> Replies:
+        """A curated answer, in the situation's variant; the user's place stays where it was."""
+        entry = self.kb.qa[qa_id]
+        u = u or Understood()
         if s.state == "resume":
             s.state = "scenario"
         if not in_flow(s) and u.scenario == "out_of_scope" and u.confidence >= OOS_SETTLES:
@@ -472,9 +493,38 @@ class Dialog:
         tail = render_text(self.kb, "remaining", remaining="；".join(left)) if left else render_text(self.kb, "nothing_left")
         return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + tail]
 
+    def _qa_candidates(self, s: Session, u: Understood) -> list[tuple[str, float]]:
+        """Q&A readings of the message, re-scored in the situation, best first."""
+        sid = s.scenario or ""
+        out = []
+        for label, value in u.alternatives:
+            entry = self.kb.qa.get(label[3:]) if label.startswith("qa:") else None
+            if entry is None:
+                continue
+            bonus = CONTEXT_BONUS if (sid in entry.scenarios or sid in entry.by_scenario) else 0.0
+            out.append((entry.id, value + bonus))
+        return sorted(out, key=lambda x: -x[1])
+
+    def _qa_guess(self, s: Session, u: Understood) -> str | None:
+        """The nearest curated question when it is near enough and clearly ahead of the next."""
+        cands = self._qa_candidates(s, u)
+        if not cands or cands[0][1] < QA_GUESS_MIN:
+            return None
+        if len(cands) > 1 and cands[0][1] - cands[1][1] < QA_GUESS_GAP:
+            return None
+        return cands[0][0]
+
     def _unclear(self, s: Session, u: Understood) -> Replies:
         if in_flow(s):
             s.state = "scenario"
+            guess = self._qa_guess(s, u) if (u.question or u.scenario == s.scenario) else None
+            if guess is not None:
+                return self.answer(s, guess, u)
+            options = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
+            if len(options) >= 2:  # "unclear": a short question with the likeliest things
+                s.offered_qa = options
+                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(options, 1))
+                return [render_text(self.kb, "qa_offer", options=lines)]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
         # Clarify only between real candidates; text the matcher barely recognises gets the menu.

@@ -39,6 +39,8 @@ class Session(BaseModel):
     amount: int | None = None
     last_active: float = 0.0
     turns: int = 0
+    offered_qa: list[str] = Field(default_factory=list)
+    """Q&A ids offered as numbered options after an unclear question (a number picks one)."""
     last_move: str | None = None
     """The live-scam move the bot last answered (so "关了" means "I stopped it")."""
 

@@ -174,6 +174,8 @@ class TurnWords(_Strict):
     social: dict[str, list[str]] = Field(description="thanks / bye / greeting / emotion / ack phrasings")
     emotion_cues: list[str] = Field(description="Regexes: the message carries fear or panic")
     question_cues: list[str] = Field(description="Regexes: the message asks something")
+    synonyms: dict[str, list[str]] = Field(
+        default_factory=dict, description="Canonical word → variants, folded before phrase similarity")
     closing_cues: list[str] = Field(default_factory=list, description="Regexes on the squashed text: thanks or a sign-off")
     quote_cues: list[str] = Field(description="Regexes: what follows is what someone else said or asked")
     negation_cues: list[str] = Field(description="Regexes matched just before a progress phrase: not done")

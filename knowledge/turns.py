@@ -30,6 +30,10 @@ from knowledge.schema import KnowledgeBase
 
 STORY = "story"
 TOP_CANDIDATES = 5
+MIN_CLAUSE_CHARS = 3
+CLAUSE_WEIGHT = 0.92
+"""A clause's match counts a little less than the whole message's (it ignores the rest)."""
+_CLAUSES = re.compile(r"[\s,，。!！?？;；、~…]+")
 UNKNOWN_WEIGHT = 0.5
 """Weight of an n-gram no phrasing has, relative to the rarest known one (query norm only)."""
 
@@ -37,12 +41,18 @@ _DROP = re.compile(r"[^\w]+|_")
 _FILLER = re.compile(r"^(?:那|那么|那个|请问|我想问一下|我想问|问一下|想问下|想问一下|哦|噢|嗯|啊|额|呃|好的|好)+")
 
 
-def fold(text: str) -> str:
+_PARTICLES = re.compile(r"[吗呢啊呀吧嘛么哈哇啦]+$")
+
+
+def fold(text: str, synonyms: re.Pattern[str] | None = None, canon: Mapping[str, str] | None = None) -> str:
     """Normalised form for phrase similarity: aliases, no punctuation, leading fillers
-    (那/请问/嗯 …) dropped so "那法律依据呢" meets "法律依据". Numbers are kept: "12348是啥"
-    and "95017是啥" are different questions."""
+    (那/请问/嗯 …) and final particles (吗/呢/啊 …) dropped, synonyms (咋/如何 → 怎么,
+    啥 → 什么 …, turns.yaml ``synonyms``) folded, so "那法律依据呢" meets "法律依据" and
+    "咋报案" meets "怎么报警". Numbers are kept: "12348是啥" and "95017是啥" differ."""
     s = _DROP.sub("", _prenormalize(text))
-    t = _FILLER.sub("", s)
+    if synonyms is not None and canon is not None:
+        s = synonyms.sub(lambda m: canon[m.group(0)], s)
+    t = _PARTICLES.sub("", _FILLER.sub("", s))
     return t or s
 
 
@@ -66,12 +76,16 @@ class TurnMatch(BaseModel):
 
 
 class TurnMatcher:
-    def __init__(self, phrasings: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, phrasings: Mapping[str, Sequence[str]],
+                 synonyms: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._canon = {v: k for k, vs in (synonyms or {}).items() for v in vs}
+        self._syn = (re.compile("|".join(sorted(map(re.escape, self._canon), key=len, reverse=True)))
+                     if self._canon else None)
         labels: list[str] = []
         texts: list[str] = []
         for label, lines in phrasings.items():
             for line in lines:
-                f = fold(line)
+                f = self.fold(line)
                 if f:
                     labels.append(label)
                     texts.append(line)
@@ -80,7 +94,7 @@ class TurnMatcher:
         vocab: dict[str, int] = {}
         rows: list[int] = []
         cols: list[int] = []
-        docs = [set(_grams(fold(t))) for t in texts]
+        docs = [set(_grams(self.fold(t))) for t in texts]
         for i, grams in enumerate(docs):
             for g in grams:
                 j = vocab.setdefault(g, len(vocab))
@@ -101,6 +115,9 @@ class TurnMatcher:
         self._story = np.array([lab == STORY for lab in labels])
         self._intent_idx = np.flatnonzero(~self._story)
 
+    def fold(self, text: str) -> str:
+        return fold(text, self._syn, self._canon)
+
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> TurnMatcher:
         phrasings: dict[str, list[str]] = {}
@@ -112,23 +129,33 @@ class TurnMatcher:
         for q in kb.qa.values():
             phrasings[f"qa:{q.id}"] = list(q.paraphrases)
         phrasings[STORY] = [line for lines in kb.examples.values() for line in lines]
-        return cls(phrasings)
+        return cls(phrasings, kb.words.synonyms if kb.words is not None else None)
 
-    def match(self, text: str) -> TurnMatch:
-        f = fold(text)
-        grams = set(_grams(f))
+    def _scores(self, text: str) -> np.ndarray | None:
+        grams = set(_grams(self.fold(text)))
         idx = [self._vocab[g] for g in grams if g in self._vocab]
         if not idx:
-            return TurnMatch(label=STORY, score=0.0, intent=None, intent_score=0.0,
-                             story_score=0.0, phrase="")
+            return None
         w = self._idf[idx]
         # unknown grams still count in the query's norm (at half the rarest weight): words no
         # phrasing uses, around a keyword, lower the score
         unknown = len(grams) - len(idx)
         norm = math.sqrt(float(w @ w) + unknown * (UNKNOWN_WEIGHT * self._max_idf) ** 2)
-        scores = (self._m[idx].T @ w) / norm
+        return np.asarray(self._m[idx].T @ w) / norm
+
+    def match(self, text: str) -> TurnMatch:
+        scores = self._scores(text)
+        if scores is None:
+            return TurnMatch(label=STORY, score=0.0, intent=None, intent_score=0.0,
+                             story_score=0.0, phrase="")
         best = int(scores.argmax())
         story_score = float(scores[self._story].max()) if self._story.any() else 0.0
+        clauses = [c for c in _CLAUSES.split(text) if len(c) >= MIN_CLAUSE_CHARS]
+        if len(clauses) > 1:  # "我好害怕 会不会抓我": each clause may be the question
+            for clause in clauses:
+                cs = self._scores(clause)
+                if cs is not None:
+                    scores = np.where(self._story, scores, np.maximum(scores, cs * CLAUSE_WEIGHT))
         top: list[tuple[str, float]] = []
         intent, intent_score, phrase = None, 0.0, ""
         if self._intent_idx.size:

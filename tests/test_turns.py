@@ -140,14 +140,17 @@ def test_every_qa_entry_renders_and_passes_kb_check(kb: KnowledgeBase) -> None:
 @pytest.mark.parametrize("sid", SCENARIO_IDS)
 def test_every_qa_answer_is_reachable_in_each_situation(kb: KnowledgeBase, und: Understander, sid: str) -> None:
     """Each entry's first paraphrase, asked in this situation, gets that entry's answer
-    for the situation (its by_scenario variant when it has one)."""
+    for the situation (its by_scenario variant when it has one) — or, in a live-scam flow,
+    the countermeasure of a scam move the question names (moves come first there)."""
     misses = []
     for q in kb.qa.values():
         c = Chat(kb, und)
         _in(c, sid)
         out = c.say(q.paraphrases[0])
         want = render(kb, q.by_scenario.get(sid, q.answer))  # type: ignore[call-overload]
-        if want not in out:
+        moved = sid in ("scam_check", "fraud_victim") and any(
+            render(kb, kb.moves[m].answer) in out for m in (c.last.moves if c.last else []))
+        if want not in out and not moved:
             misses.append(q.id)
     assert not misses
 
