@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from operator import add
 
@@ -171,6 +172,7 @@ def _cjk_alias(m: re.Match[str]) -> str:
     return _CJK_ALIASES[m.group(0)]
 
 
+@lru_cache(maxsize=4096)
 def _prenormalize(text: str) -> str:
     """Obfuscation folded (``knowledge.normalize.fold``: NFKC, lower case, homoglyphs,
     traditional → simplified, pinyin of known terms, 薇信/V❤ …), then the matcher's own
