@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 from enum import StrEnum
 from typing import TypedDict
 
@@ -140,9 +141,15 @@ class Understander:
         self.matcher = matcher
         self.scanner = scanner
         self.turns = turns or TurnMatcher.from_kb(kb)
+        from dialogs.acts import INTENT_MIN, QUESTION_BONUS
+
+        self.turns.story_needed_from = INTENT_MIN - QUESTION_BONUS
         self._commands = command_index(kb)
         self._flags = [(f.id, [re.compile(p) for p in f.phrases]) for f in kb.flags.values()]
         self._moves = [(m.id, [re.compile(p) for p in m.triggers]) for m in kb.moves.values()]
+        # one alternation each, to skip the per-item loops for the many messages that name none
+        self._any_flag = re.compile("|".join(f"(?:{p})" for f in kb.flags.values() for p in f.phrases) or "(?!)")
+        self._any_move = re.compile("|".join(f"(?:{p})" for m in kb.moves.values() for p in m.triggers) or "(?!)")
         w = kb.words
         self._emotion = [re.compile(p) for p in (w.emotion_cues if w else [])]
         self._question = [re.compile(p) for p in (w.question_cues if w else [])]
@@ -171,6 +178,8 @@ class Understander:
 
     def progress_flags(self, text: str) -> list[str]:
         """Flags the user reports as done, in their own words and not negated or asked."""
+        if self._any_flag.search(text) is None:
+            return []
         own = self._own_words(text)
         found: list[str] = []
         for clause in _CLAUSE_RE.split(own):
@@ -193,6 +202,8 @@ class Understander:
 
     def live_moves(self, text: str) -> list[str]:
         norm = _prenormalize(text)
+        if self._any_move.search(norm) is None:
+            return []
         return [mid for mid, pats in self._moves if _any(pats, norm)]
 
     def understand(
@@ -219,8 +230,10 @@ class Understander:
         closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
         if closing:
-            turn = turn.model_copy(update={"intent": "social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye"})
-        return Understood(
+            turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
+        # model_construct: every field is built right here with its declared type, and this
+        # is the hot path (validation cost more than the classification)
+        return Understood.model_construct(
             scenario=None if result.ambiguous else result.scenario,
             confidence=result.confidence,
             candidates=candidates,

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from operator import add
 
 import numpy as np
-from pydantic import BaseModel
+from dataclasses import dataclass, field, replace
 from scipy import sparse
 
 from knowledge.matcher import _prenormalize
@@ -32,6 +32,10 @@ STORY = "story"
 TOP_CANDIDATES = 5
 MIN_CLAUSE_CHARS = 3
 CLAUSE_WEIGHT = 0.92
+MAX_CLAUSES = 4
+"""Longer messages are stories; their clauses are not matched one by one."""
+CLAUSES_NOT_NEEDED = 0.9
+"""A whole message this close to a phrasing needs no clause-by-clause look."""
 """A clause's match counts a little less than the whole message's (it ignores the rest)."""
 _CLAUSES = re.compile(r"[\s,，。!！?？;；、~…]+")
 UNKNOWN_WEIGHT = 0.5
@@ -60,7 +64,8 @@ def _grams(s: str) -> list[str]:
     return list(s) + list(map(add, s, s[1:]))
 
 
-class TurnMatch(BaseModel):
+@dataclass(frozen=True, slots=True)
+class TurnMatch:
     label: str
     """Best label overall (``story`` when a scenario example is the nearest phrasing)."""
     score: float
@@ -70,7 +75,7 @@ class TurnMatch(BaseModel):
     story_score: float
     phrase: str
     """The phrasing that won ``intent`` (for explain/debugging)."""
-    top: list[tuple[str, float]] = []
+    top: list[tuple[str, float]] = field(default_factory=list)
     """The best few non-story labels with their scores, best first (the dialog re-ranks
     them with the session's situation)."""
 
@@ -144,6 +149,10 @@ class TurnMatcher:
         self._vocab = vocab
         self._idf = idf
         self._max_idf = float(idf.max()) if idf.size else 1.0
+        self.story_needed_from = 0.0
+        """Below this intent score the story similarity is not computed (reported as 0): no
+        reading of the message as a follow-up can win there, so it would not change the act.
+        The dialog sets it from its thresholds (``dialogs.acts``)."""
 
     def fold(self, text: str) -> str:
         return fold(text, self._syn, self._canon)
@@ -188,17 +197,17 @@ class TurnMatcher:
                              story_score=0.0, phrase="")
         rows, w, norm = q
         scores = self._intent_scores(rows, w, norm)
-        story_score = 0.0
-        if self._stories.n:
-            bi = self._bigram[rows]
-            if bi.any():
-                story_score = float(self._stories.dot(rows[bi], w[bi]).max()) / norm
         clauses = [c for c in _CLAUSES.split(text) if len(c) >= MIN_CLAUSE_CHARS]
-        if len(clauses) > 1:  # "我好害怕 会不会抓我": each clause may be the question
-            for clause in clauses:
+        if 1 < len(clauses) <= MAX_CLAUSES and scores.max(initial=0.0) < CLAUSES_NOT_NEEDED:
+            for clause in clauses:  # "我好害怕 会不会抓我": each clause may be the question
                 cq = self._query(clause)
                 if cq is not None:
                     np.maximum(scores, self._intent_scores(*cq) * CLAUSE_WEIGHT, out=scores)
+        story_score = 0.0
+        if self._stories.n and scores.max(initial=0.0) >= self.story_needed_from:
+            bi = self._bigram[rows]
+            if bi.any():
+                story_score = float(self._stories.dot(rows[bi], w[bi]).max()) / norm
         top: list[tuple[str, float]] = []
         intent, intent_score, phrase = None, 0.0, ""
         if scores.size:
