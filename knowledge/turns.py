@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import add
 
 import numpy as np
-from dataclasses import dataclass, field, replace
 from scipy import sparse
 
 from knowledge.matcher import _prenormalize
