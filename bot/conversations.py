@@ -29,11 +29,12 @@ from pydantic import BaseModel, Field
 
 from bot.models import IncomingMessage
 from bot.pipeline import Pipeline
-from knowledge.render import render_text
+from knowledge.render import VAR_RE, render
 from knowledge.schema import KnowledgeBase
 
-FALLBACK_KEYS = ("reprompt", "menu_reprompt")
-"""texts.yaml answers that mean "I did not understand this"."""
+FALLBACK_KEYS = ("reprompt", "menu_reprompt", "clarify", "unclear_midflow", "qa_offer")
+"""texts.yaml answers that mean "I did not understand this" (asking back counts as not
+answering: a clarifying question or a list of options is a fallback for the figures)."""
 FALLBACK_MARKS = ("没看懂",)
 
 
@@ -136,10 +137,17 @@ def load_conversations(path: str | Path) -> list[Conversation]:
     return out
 
 
+def _opening(kb: KnowledgeBase, key: str) -> str:
+    """The fixed start of a fallback template: its first line, up to the first variable."""
+    template = kb.texts[key]
+    var = VAR_RE.search(template)
+    return render(kb, template[: var.start()] if var else template).split("\n", 1)[0]
+
+
 def is_fallback(kb: KnowledgeBase, reply: str) -> bool:
     if any(mark in reply for mark in FALLBACK_MARKS):
         return True
-    return any(key in kb.texts and render_text(kb, key) in reply for key in FALLBACK_KEYS)
+    return any(key in kb.texts and _opening(kb, key) in reply for key in FALLBACK_KEYS)
 
 
 def check_turn(kb: KnowledgeBase, turn: Turn, reply: str, scenario: str | None = None) -> list[str]:
