@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from bot.channels.base import Channel, ChannelStartError
+from bot.channels.kf.settings import KfSettings, kf_settings_from_env
+from bot.channels.mp.settings import MpSettings, mp_settings_from_env
+from bot.channels.wechaty.settings import WechatySettings, wechaty_settings_from_env
 from bot.http_app import make_app
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
@@ -28,27 +32,40 @@ from bot.tips import Sender, run_tips
 log = logging.getLogger("bot.server")
 
 
-def build_channels(runtime: Runtime, pipeline: Pipeline) -> list[Channel]:
-    """Every channel whose settings are present; SettingsError (one line) for a bad one."""
-    from bot.channels.kf import KfChannel, kf_settings_from_env
-    from bot.channels.mp import MpChannel, mp_settings_from_env
-    from bot.channels.wechaty import WechatyChannel, wechaty_settings_from_env
+@dataclass(frozen=True)
+class ChannelSettings:
+    """Each channel's own settings, or None where it is not configured."""
 
+    wechaty: WechatySettings | None
+    mp: MpSettings | None
+    kf: KfSettings | None
+
+
+def read_channel_settings() -> ChannelSettings:
+    """Read every channel's settings before anything starts; SettingsError (one line) for a bad one."""
     try:
-        wechaty_settings = wechaty_settings_from_env()
-        mp_settings = mp_settings_from_env()
-        kf_settings = kf_settings_from_env()
+        return ChannelSettings(wechaty_settings_from_env(), mp_settings_from_env(), kf_settings_from_env())
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def build_channels(cs: ChannelSettings, runtime: Runtime, pipeline: Pipeline) -> list[Channel]:
+    """One channel object per configured channel (nothing started yet)."""
     prefix = runtime.settings.key_prefix
     channels: list[Channel] = []
-    if wechaty_settings is not None:
-        channels.append(WechatyChannel(wechaty_settings, pipeline.handle))
-    if mp_settings is not None:
-        channels.append(MpChannel(mp_settings, pipeline.handle, pipeline.kb, redis=runtime.redis, key_prefix=prefix))
-    if kf_settings is not None:
+    if cs.wechaty is not None:
+        from bot.channels.wechaty import WechatyChannel
+
+        channels.append(WechatyChannel(cs.wechaty, pipeline.handle))
+    if cs.mp is not None:
+        from bot.channels.mp import MpChannel
+
+        channels.append(MpChannel(cs.mp, pipeline.handle, pipeline.kb, redis=runtime.redis, key_prefix=prefix))
+    if cs.kf is not None:
+        from bot.channels.kf import KfChannel
+
         assert runtime.redis is not None
-        channels.append(KfChannel(kf_settings, pipeline.handle, pipeline.kb, redis=runtime.redis, key_prefix=prefix))
+        channels.append(KfChannel(cs.kf, pipeline.handle, pipeline.kb, redis=runtime.redis, key_prefix=prefix))
     return channels
 
 
@@ -84,13 +101,10 @@ async def stop_channels(channels: list[Channel]) -> None:
 
 
 async def serve(settings: Settings) -> int:
+    channel_settings = read_channel_settings()  # a bad channel setting stops us before Redis starts
     runtime = Runtime(settings)
     pipeline = await runtime.start()
-    try:
-        channels = build_channels(runtime, pipeline)
-    except SettingsError:
-        await runtime.close()
-        raise
+    channels = build_channels(channel_settings, runtime, pipeline)
 
     async def ready() -> dict[str, bool]:
         checks = {"redis": await runtime.redis_ok(), "knowledge": runtime.kb is not None}

@@ -17,6 +17,7 @@ from bot.http_app import make_app
 from bot.models import IncomingMessage, Outcome
 from bot.server import mount
 from tests.helpers import text_of
+from tests.wechaty_peer.support import until
 from tests.wx_peer import callbacks as wx
 from tests.wx_peer.fake_api import APP_ID, APP_SECRET, FakeWeChatApi
 
@@ -84,14 +85,6 @@ async def mp(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> AsyncIt
     finally:
         await w.channel.stop()
         await w.client.close()
-
-
-async def until(cond: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def passive_text(body: str) -> str:
