@@ -124,7 +124,9 @@ async def serve(settings: Settings) -> int:
         await runtime.close()
         raise SettingsError(str(exc)) from None
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        # WeChat opens a connection per callback: a burst over the default backlog (128) would
+        # wait a whole SYN retransmission (1 s) in the kernel, a fifth of the reply budget.
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
         await site.start()
     except OSError:
         await stop_channels(channels)
