@@ -73,7 +73,7 @@ async def run(users: int, per_user: int, safe: bool, redis_url: str | None) -> d
     settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp(prefix="fanzha-bench-mp-")), **overrides)  # type: ignore[arg-type]
     runtime = Runtime(settings)
     pipeline = await runtime.start()
-    mp = MpChannel(MpSettings(_env_file=None, token=TOKEN, app_id=APP_ID, app_secret=SECRET,  # type: ignore[call-arg]
+    mp = MpChannel(MpSettings(_env_file=None, token=TOKEN, app_id=APP_ID, app_secret=SECRET,
                               aes_key=AES_KEY if safe else None, api_base=api_base, send_interval_user_s=0.2,
                               send_interval_global_s=0.001),
                    pipeline.handle, pipeline.kb, redis=runtime.redis, key_prefix=settings.key_prefix)
