@@ -313,3 +313,22 @@ def test_settings_need_token_to_enable_and_name_missing_ones(monkeypatch: pytest
     monkeypatch.setenv("FANZHA_MP_AES_KEY", wx.MP_AES_KEY)
     s = mp_settings_from_env(_env_file=None)
     assert s is not None and s.api_base == "https://api.weixin.qq.com"
+
+
+async def test_next_answer_queues_behind_one_still_being_sent(pipeline: Any, kb: Any, redis: Any,
+                                                              fake: FakeWeChatApi) -> None:
+    """A quick second message must not overtake the rest of the first answer."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, send_interval_user_s=0.3))
+    try:
+        _, first = await w.plain(wx.mp_text("oFast", MULTI, "95001"))
+        assert passive_text(first)
+        status, second = await w.plain(wx.mp_text("oFast", "证据", "95002"))
+        assert (status, second) == (200, "success")
+        await until(lambda: len(fake.of(SEND)) == 3)
+        texts = [c.body["text"]["content"] for c in fake.of(SEND) if c.body]
+        evidence = [r.text for r in (await pipeline.handle(IncomingMessage(
+            channel="mp", user_id="oFast", text="证据", msg_id="95002"))).replies]  # the dedupe record
+        assert texts[-len(evidence):] == evidence
+    finally:
+        await w.channel.stop()
+        await w.client.close()

@@ -193,6 +193,12 @@ class MpChannel:
         texts = await self._answer(incoming, welcome, started)
         if not texts:
             return _plain(200, SUCCESS)
+        if self.outbox.busy(user):
+            # The previous answer is still going out through the API: a passive reply now
+            # would overtake it, so this one queues behind it instead.
+            self._count("queued_behind")
+            self.outbox.put([Outgoing(user, t, tag(user)) for t in texts])
+            return _plain(200, SUCCESS)
         first, rest = texts[0], texts[1:]
         if rest:
             self.outbox.hold(user, self.settings.send_interval_user_s)

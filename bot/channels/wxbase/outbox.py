@@ -83,6 +83,10 @@ class Outbox:
                 task = asyncio.create_task(self._work(item.to), name=f"{self.channel}-outbox")
                 self._workers[item.to] = task
 
+    def busy(self, to: str) -> bool:
+        """``to`` still has messages waiting: anything newer must queue behind them."""
+        return bool(self._queues.get(to))
+
     @property
     def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
