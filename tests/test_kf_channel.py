@@ -299,3 +299,24 @@ def test_settings_all_four_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FANZHA_KF_AES_KEY", wx.KF_AES_KEY)
     s = kf_settings_from_env(_env_file=None)
     assert s is not None and s.api_base == "https://qyapi.weixin.qq.com" and s.servicer_userid is None
+
+
+async def test_a_page_read_again_after_a_crash_is_answered_once(kf: Wired, fake: FakeWeChatApi, redis: Any) -> None:
+    """Crash between answering a page and saving the cursor: the next pull reads it again."""
+    fake.customer_message(KFID, "wmCrash", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) == 1)
+    await kf.idle()
+    cursor_keys = [k async for k in redis.scan_iter(match="fanzha:kf:cursor:*")]
+    assert len(cursor_keys) == 1 and await redis.get(cursor_keys[0]) == b"1"
+    await redis.delete(cursor_keys[0])  # as if the process died before saving it
+    await kf.notify()
+    await kf.idle()
+    assert len(fake.of(SYNC)) == 2 and len(fake.of(SEND)) == 1
+    assert await redis.ttl(cursor_keys[0]) > 0  # saved again, with a TTL like every key
+
+
+async def test_pipeline_marks_a_request_for_a_human(pipeline: Any) -> None:
+    asks = await pipeline.handle(IncomingMessage(channel="kf", user_id="h", text="转人工", msg_id="h1"))
+    other = await pipeline.handle(IncomingMessage(channel="kf", user_id="h", text="我的微信号被盗了", msg_id="h2"))
+    assert asks.handoff and asks.replies and not other.handoff
