@@ -320,3 +320,15 @@ async def test_pipeline_marks_a_request_for_a_human(pipeline: Any) -> None:
     asks = await pipeline.handle(IncomingMessage(channel="kf", user_id="h", text="转人工", msg_id="h1"))
     other = await pipeline.handle(IncomingMessage(channel="kf", user_id="h", text="我的微信号被盗了", msg_id="h2"))
     assert asks.handoff and asks.replies and not other.handoff
+
+
+async def test_callback_naming_no_account_pulls_every_account(kf: Wired, fake: FakeWeChatApi) -> None:
+    fake.customer_message(KFID, "wmA1", "我的微信号被盗了怎么办")
+    fake.customer_message("wkOTHERACCOUNT", "wmB1", "我的微信号被盗了怎么办")
+    query, body = wx.kf_event_callback(CORP_ID, None, "T")
+    resp = await kf.client.post("/wechat/kf", params=query, data=body)
+    assert resp.status == 200
+    await until(lambda: len(fake.of(SEND)) == 2)
+    assert sorted((c.body["open_kfid"], c.body["touser"]) for c in fake.of(SEND) if c.body) == [
+        (KFID, "wmA1"), ("wkOTHERACCOUNT", "wmB1")]
+    assert all(c.body and "open_kfid" not in c.body for c in fake.of(SYNC))

@@ -96,12 +96,14 @@ def mp_safe(xml: str, app_id: str, *, aes_key: str = MP_AES_KEY, timestamp: int 
     return query, body
 
 
-def kf_event_callback(corp_id: str, kfid: str, sync_token: str, *, timestamp: int | None = None,
+def kf_event_callback(corp_id: str, kfid: str | None, sync_token: str, *, timestamp: int | None = None,
                       nonce: str = "99887766") -> tuple[dict[str, str], str]:
-    """(query, body) of the 'messages waiting' callback 企业微信 sends for a 客服 account."""
+    """(query, body) of the 'messages waiting' callback 企业微信 sends for a 客服 account
+    (``kfid`` None: the older form that names no account)."""
+    account = f"<OpenKfId><![CDATA[{kfid}]]></OpenKfId>" if kfid is not None else ""
     inner = (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><CreateTime>{int(time.time())}</CreateTime>"
              f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
-             f"<Token><![CDATA[{sync_token}]]></Token><OpenKfId><![CDATA[{kfid}]]></OpenKfId></xml>")
+             f"<Token><![CDATA[{sync_token}]]></Token>{account}</xml>")
     ts = str(timestamp or int(time.time()))
     enc = encrypt(KF_AES_KEY, corp_id, inner.encode())
     query = {"msg_signature": sha1(KF_TOKEN, ts, nonce, enc), "timestamp": ts, "nonce": nonce}

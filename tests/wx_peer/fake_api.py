@@ -36,6 +36,7 @@ class FakeWeChatApi:
         self.issued = 0
         self.failures: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.kf_log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.all_log: list[dict[str, Any]] = []  # every account's messages, for pulls naming none
         self.sync_tokens: list[str] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -54,23 +55,27 @@ class FakeWeChatApi:
     def customer_message(self, kfid: str, user: str, text: str, msgid: str | None = None,
                          send_time: int | None = None) -> str:
         msgid = msgid or f"msg{len(self.kf_log[kfid]) + 1:04d}"
-        self.kf_log[kfid].append({
+        self._log(kfid, {
             "msgid": msgid, "open_kfid": kfid, "external_userid": user, "origin": 3,
             "send_time": send_time or int(time.time()), "msgtype": "text", "text": {"content": text},
         })
         return msgid
 
     def customer_image(self, kfid: str, user: str) -> None:
-        self.kf_log[kfid].append({
+        self._log(kfid, {
             "msgid": f"img{len(self.kf_log[kfid]) + 1:04d}", "open_kfid": kfid, "external_userid": user,
             "origin": 3, "send_time": int(time.time()), "msgtype": "image", "image": {"media_id": "MEDIA"},
         })
 
     def kf_event(self, kfid: str, event: dict[str, Any]) -> None:
-        self.kf_log[kfid].append({
+        self._log(kfid, {
             "msgid": f"evt{len(self.kf_log[kfid]) + 1:04d}", "origin": 4, "send_time": int(time.time()),
             "msgtype": "event", "event": {"open_kfid": kfid, **event},
         })
+
+    def _log(self, kfid: str, item: dict[str, Any]) -> None:
+        self.kf_log[kfid].append(item)
+        self.all_log.append(item)
 
     # -- server --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -134,7 +139,7 @@ class FakeWeChatApi:
     def _sync(self, body: dict[str, Any]) -> dict[str, Any]:
         kfid = body.get("open_kfid", "")
         self.sync_tokens.append(str(body.get("token", "")))
-        log = self.kf_log[kfid]
+        log = self.kf_log[kfid] if kfid else self.all_log
         start = int(body.get("cursor") or 0)
         limit = int(body.get("limit", 1000))
         page = log[start:start + limit]

@@ -194,16 +194,17 @@ class KfChannel:
         except XmlError:
             return self._refuse(400, "bad_xml", "malformed XML inside Encrypt")
         if event.get("MsgType") == "event" and event.get("Event") == "kf_msg_or_event":
-            kfid = event.get("OpenKfId", "")
-            if not kfid or len(kfid) > 64:
-                return self._refuse(400, "bad_message", "OpenKfId missing")
+            kfid = event.get("OpenKfId", "")  # older callbacks name no account: pull them all
+            if len(kfid) > 64:
+                return self._refuse(400, "bad_message", "OpenKfId too long")
             self._count("callback")
             self.schedule_sync(kfid, event.get("Token", ""))
         return _plain(200, SUCCESS)
 
     # -- pulling messages ----------------------------------------------------------------
     def schedule_sync(self, kfid: str, token: str) -> None:
-        """Pull ``kfid``'s messages soon; callbacks during a pull coalesce into one more pull."""
+        """Pull ``kfid``'s messages soon ('' = every account, with its own cursor); callbacks
+        during a pull coalesce into one more pull."""
         self._wanted[kfid] = token
         if kfid not in self._syncers:
             task = asyncio.create_task(self._sync_loop(kfid), name="kf-sync")
@@ -236,7 +237,9 @@ class KfChannel:
             raw = await self.redis.get(cursor_key)
             cursor = raw.decode() if isinstance(raw, bytes) else (raw or "")
             while self._started:
-                body: dict[str, Any] = {"cursor": cursor, "limit": self.settings.sync_limit, "open_kfid": kfid}
+                body: dict[str, Any] = {"cursor": cursor, "limit": self.settings.sync_limit}
+                if kfid:
+                    body["open_kfid"] = kfid
                 if token:
                     body["token"] = token
                 out = await self.api.call("/cgi-bin/kf/sync_msg", body)
@@ -261,6 +264,7 @@ class KfChannel:
         """One entry of msg_list: a customer's message, or an event."""
         origin = item.get("origin")
         msgtype = str(item.get("msgtype", ""))
+        kfid = str(item.get("open_kfid") or kfid)
         if msgtype == "event":
             await self._on_event(kfid, item)
             return
