@@ -332,3 +332,30 @@ async def test_next_answer_queues_behind_one_still_being_sent(pipeline: Any, kb:
     finally:
         await w.channel.stop()
         await w.client.close()
+
+
+async def test_customer_service_quota_packs_the_rest(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> None:
+    w = await wire(pipeline, kb, redis, mp_settings(fake, max_sends_per_message=1))
+    try:
+        _, body = await w.plain(wx.mp_text("oQuota", MULTI, "96001"))
+        assert passive_text(body)
+        await until(lambda: len(fake.of(SEND)) == 1)
+        await asyncio.sleep(0.2)
+        packed = fake.of(SEND)[0].body
+        assert len(fake.of(SEND)) == 1 and packed and "\n\n" in packed["text"]["content"]
+        assert len(packed["text"]["content"].encode()) <= 2000
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+
+
+def test_split_and_pack_respect_bytes_and_count() -> None:
+    from bot.channels.wxbase.text import pack, split_bytes
+
+    long = "。".join(["被骗了要先报警并保存证据"] * 200)
+    pieces = split_bytes(long, 600)
+    assert all(len(p.encode()) <= 600 for p in pieces) and "".join(pieces).replace("。", "") == long.replace("。", "")
+    out, dropped = pack(["a", "b", "c", "d"], 2, 100)
+    assert out == ["a", "b\n\nc\n\nd"] and dropped == 0
+    out, dropped = pack(["x" * 90] * 4, 2, 100)
+    assert len(out) == 2 and dropped == 2

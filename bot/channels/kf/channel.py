@@ -31,7 +31,7 @@ from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
 from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature_ok
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
-from bot.channels.wxbase.text import split_bytes, tag
+from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, parse
 from bot.models import IncomingMessage, MessageKind, Outcome
 from knowledge.render import render_text
@@ -302,24 +302,13 @@ class KfChannel:
         self.outbox.put(self._outgoing(kfid, user, self._pack([r.text for r in outcome.replies])))
 
     def _pack(self, texts: list[str]) -> list[str]:
-        """At most ``max_sends_per_message`` texts: the tail is joined into the last one
-        when it fits, and what cannot fit is counted and logged (never silently dropped)."""
-        limit, size = self.settings.max_sends_per_message, self.settings.max_reply_bytes
-        pieces = [p for t in texts for p in split_bytes(t, size)]
-        if len(pieces) <= limit:
-            return pieces
-        out = pieces[:limit - 1]
-        tail = ""
-        for n, piece in enumerate(pieces[limit - 1:]):
-            joined = f"{tail}\n\n{piece}" if tail else piece
-            if len(joined.encode("utf-8")) > size:
-                dropped = len(pieces) - (limit - 1) - n
-                self._count("send_lost", dropped)
-                log.error("微信客服: %d reply piece(s) over the platform's 5-message limit not sent", dropped,
-                          extra={"channel": CHANNEL})
-                break
-            tail = joined
-        return [*out, tail]
+        """At most ``max_sends_per_message`` texts (the platform allows five per customer message)."""
+        out, dropped = pack(texts, self.settings.max_sends_per_message, self.settings.max_reply_bytes)
+        if dropped:
+            self._count("send_lost", dropped)
+            log.error("微信客服: %d reply piece(s) over the platform's per-message limit not sent", dropped,
+                      extra={"channel": CHANNEL})
+        return out
 
     def _outgoing(self, kfid: str, user: str, texts: list[str], **extra: Any) -> list[Outgoing]:
         to = f"{kfid}:{user}"

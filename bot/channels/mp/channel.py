@@ -30,7 +30,7 @@ from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
 from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature, signature_ok
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
-from bot.channels.wxbase.text import split_bytes, tag
+from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, encrypted_envelope, parse, text_reply
 from bot.models import IncomingMessage, MessageKind, Outcome
 from knowledge.render import render_text
@@ -46,6 +46,8 @@ MENU_COMMAND = "菜单"
 """What a new follower 'says' to the pipeline: the global menu command (architecture: fixed)."""
 NON_TEXT_TYPES = frozenset({"image", "video", "shortvideo", "location", "link", "file", "voice"})
 SUCCESS = "success"
+SUBSCRIBE_QUOTA = 3
+"""Customer-service messages WeChat allows within a minute of a subscribe (5 per user message)."""
 
 
 def _plain(status: int, text: str) -> web.Response:
@@ -250,13 +252,25 @@ class MpChannel:
         return self._texts(task.result(), welcome)
 
     def _texts(self, outcome: Outcome, welcome: bool) -> list[str]:
+        """The messages of one answer: one passive plus at most ``max_sends_per_message`` more
+        (WeChat's customer-service quota per user message; three after a subscribe)."""
         if outcome.duplicate:
             self._count("duplicate")
             return []
         texts = [r.text for r in outcome.replies]
         if welcome:
             texts.insert(0, render_text(self.kb, "mp_welcome"))
-        return [p for t in texts for p in split_bytes(t, self.settings.max_reply_bytes)]
+        if not texts:
+            return []
+        size = self.settings.max_reply_bytes
+        first = split_bytes(texts[0], size)
+        quota = min(self.settings.max_sends_per_message, SUBSCRIBE_QUOTA) if welcome else self.settings.max_sends_per_message
+        rest, dropped = pack([*first[1:], *texts[1:]], quota, size)
+        if dropped:
+            self._count("send_lost")
+            log.error("公众号: %d reply piece(s) over the customer-service quota not sent", dropped,
+                      extra={"channel": CHANNEL})
+        return [*first[:1], *rest]
 
     def _late(self, task: asyncio.Task[Outcome], user: str, welcome: bool) -> None:
         if task.cancelled() or task.exception() is not None:

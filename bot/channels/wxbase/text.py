@@ -38,3 +38,22 @@ def split_bytes(text: str, limit: int) -> list[str]:
 def tag(value: str) -> str:
     """Short stable hash of an OpenID / external_userid, for logs."""
     return hashlib.blake2b(value.encode(), digest_size=5).hexdigest()
+
+
+def pack(texts: list[str], limit: int, size: int) -> tuple[list[str], int]:
+    """At most ``limit`` messages of at most ``size`` bytes each, and how many pieces did not fit.
+
+    Both platforms cap the messages one customer message may be answered with (five since
+    2023), so the pieces beyond the cap are joined into the last message while it fits;
+    the caller logs whatever is left over instead of letting the platform refuse it.
+    """
+    pieces = [p for t in texts for p in split_bytes(t, size)]
+    if len(pieces) <= limit:
+        return pieces, 0
+    out, tail = pieces[:limit - 1], ""
+    for n, piece in enumerate(pieces[limit - 1:]):
+        joined = f"{tail}\n\n{piece}" if tail else piece
+        if len(joined.encode("utf-8")) > size:
+            return [*out, tail], len(pieces) - (limit - 1) - n
+        tail = joined
+    return [*out, tail], 0
