@@ -258,8 +258,8 @@ class MpChannel:
             self._count("duplicate")
             return []
         texts = [r.text for r in outcome.replies]
-        if welcome:
-            texts.insert(0, render_text(self.kb, "mp_welcome"))
+        if welcome:  # welcome and menu in one passive message: no API call needed to greet
+            texts[:1] = ["\n".join([render_text(self.kb, "mp_welcome"), *texts[:1]])]
         if not texts:
             return []
         size = self.settings.max_reply_bytes
