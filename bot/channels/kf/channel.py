@@ -154,7 +154,8 @@ class KfChannel:
 
     async def verify(self, request: web.Request) -> web.Response:
         """``GET``: the console's URL check: decrypt ``echostr`` and answer its plaintext."""
-        echostr = request.query.get("echostr", "")
+        # base64 has no spaces: a '+' that arrived unescaped was decoded as one by form rules
+        echostr = request.query.get("echostr", "").replace(" ", "+")
         refused = self._check(request, echostr)
         if refused is not None:
             return refused
