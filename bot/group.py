@@ -17,7 +17,7 @@ from bot.models import IncomingMessage, Reply
 from bot.privacy import redact
 from bot.store.rooms import RoomStore
 from dialogs.understand import Understander, squash
-from knowledge.render import kinds_text, law_citation, render, render_text
+from knowledge.render import kinds_text, law_citation, render, render_text, with_legal_note
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -94,10 +94,19 @@ class GroupPolicy:
             replies, scenario = await self._mentioned(msg, strip_mentions(text, self.bot_name))
         else:
             replies, scenario = await self._unmentioned(msg, text)
-        replies = warning + replies
+        replies = [self._with_note(r) for r in warning + replies]
         if replies and not await self._may_speak(msg):
             return [], None
         return replies, scenario
+
+    def _with_note(self, reply: Reply) -> Reply:
+        """A group message that cites law carries the not-legal-advice line in itself.
+
+        Group replies are one message each (an @-reply, a warning), so the note joins the text
+        (``kb check`` makes sure it fits one screen) instead of following as a second message.
+        """
+        text = "\n".join(with_legal_note(self.kb, [reply.text]))
+        return reply if text == reply.text else reply.model_copy(update={"text": text})
 
     async def _may_speak(self, msg: IncomingMessage) -> bool:
         """The bot's own flood limit per room (an @-mention flood must not make it a spammer)."""
