@@ -571,6 +571,8 @@ def _against_brief(kb: KnowledgeBase, brief_text: str) -> list[str]:
     quotes = _brief_quotes(brief_text)
     everything = _squash(re.sub(r"(?m)^\s*>", "", brief_text))
     for law in kb.laws.values():
+        if law.effective not in brief_text:
+            out.append(f"laws.{law.id}: effective date {law.effective} is not in the knowledge brief")
         body = _squash(law.text)
         cite = f"{law.article}{law.paragraph or ''}"
         if (cite, body) in quotes:

@@ -17,7 +17,7 @@ from bot.tips import WEEK_S, tip_for
 from knowledge.loader import _SAMPLE_VARS, all_templates, problems
 from knowledge.render import CITATION_RE, MAX_SCREEN_CHARS, cites_law, render, with_legal_note
 from knowledge.scanner import Scanner
-from knowledge.schema import SCENARIO_IDS, KnowledgeBase
+from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Status
 
 from .helpers import joined, say, text_of
 
@@ -198,6 +198,19 @@ def assert_note_follows(kb: KnowledgeBase, messages: list[str], where: str) -> N
     assert all(len(m) <= MAX_SCREEN_CHARS for m in messages), where
 
 
+def assert_partial_items_hedged(kb: KnowledgeBase, messages: list[str], where: str) -> None:
+    """Every 🟡 hotline number and menu path a user reads carries its hedge right after it."""
+    text = "\n".join(messages)
+    for h in kb.hotlines.values():
+        if h.status is not Status.partial:
+            continue
+        for m in re.finditer(rf"(?<![\d.\-a-z]){re.escape(h.number)}(?![\d.])", text):
+            assert text[m.end():].startswith(kb.texts["hedge_hotline"]), (where, h.number, text)
+    for p in kb.procedures.values():
+        for m in re.finditer(re.escape(p.path), text):
+            assert text[m.end():].startswith(kb.texts["hedge_proc"]), (where, p.path)
+
+
 @pytest.mark.parametrize("sid", SCENARIO_IDS)
 async def test_legal_note_in_every_private_reply(pipeline: Pipeline, kb: KnowledgeBase, sid: str) -> None:
     seen_citation = False
@@ -210,6 +223,7 @@ async def test_legal_note_in_every_private_reply(pipeline: Pipeline, kb: Knowled
         texts = [r.text for r in out.replies]
         seen_citation |= any(cites_law(t) for t in texts)
         assert_note_follows(kb, texts, f"{sid}: {turn}")
+        assert_partial_items_hedged(kb, texts, f"{sid}: {turn}")
     assert seen_citation or not kb.scenarios[sid].laws
 
 
