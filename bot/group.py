@@ -52,6 +52,30 @@ def poster_name(name: str | None) -> str:
     return redact(name).text.strip()[:16]
 
 
+def alert_text(kb: KnowledgeBase, pattern_id: str, poster: str) -> str:
+    """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
+
+    It names laws, so it carries the not-legal-advice line in the same message.
+    """
+    pattern = kb.patterns[pattern_id]
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2]) or "—"
+    text = render_text(
+        kb,
+        "group_alert",
+        name=poster or render_text(kb, "someone"),
+        pattern=pattern.name,
+        giveaway=render(kb, pattern.giveaway),
+        laws=laws,
+    )
+    return "\n".join(with_legal_note(kb, [text]))
+
+
+def short_answer_text(kb: KnowledgeBase, scenario: str) -> str:
+    """The @-reply for a scenario: its group answer, the pointer to private chat, the legal note."""
+    body = render(kb, kb.scenarios[scenario].group_answer) + "\n" + render_text(kb, "group_mention_suffix")
+    return "\n".join(with_legal_note(kb, [body]))
+
+
 class GroupPolicy:
     """Decides and renders group replies; the pipeline provides locking and dedupe."""
 
@@ -146,8 +170,7 @@ class GroupPolicy:
         return None
 
     def _short_answer(self, scenario: str, at: list[str]) -> Reply:
-        body = render(self.kb, self.kb.scenarios[scenario].group_answer)
-        return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
+        return Reply(text=short_answer_text(self.kb, scenario), mention=at)
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
@@ -166,16 +189,7 @@ class GroupPolicy:
                 return [], None
             await self.rooms.count(msg.channel, room, "n_alerts")
             metrics.ALERTS.inc()
-            pattern = self.kb.patterns[result.pattern]
-            laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
-            alert = render_text(
-                self.kb,
-                "group_alert",
-                name=poster_name(msg.user_name) or render_text(self.kb, "someone"),
-                pattern=pattern.name,
-                giveaway=render(self.kb, pattern.giveaway),
-                laws=laws,
-            )
+            alert = alert_text(self.kb, result.pattern, poster_name(msg.user_name))
             return [Reply(text=alert)], None
         # Keyword answers (opt-in): classify first, so ordinary chatter costs no Redis read.
         scenario = self._scenario_of(text, keep_out_of_scope=False)

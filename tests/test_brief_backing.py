@@ -332,3 +332,14 @@ def test_kb_check_refuses_a_citation_with_no_room_for_the_note(kb: KnowledgeBase
     assert "texts.tip_9: cites law and with the legal note is longer than one screen" in found
     no_hotline = {**kb.texts, "legal_note": "以上不是律师意见。"}
     assert any("legal_note" in p for p in problems(kb.model_copy(update={"texts": no_hotline})))
+
+
+def test_kb_check_reads_every_rendering_path(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import kb_audit
+
+    assert kb_audit.rendering_problems(kb) == []
+    monkeypatch.setattr("dialogs.engine.with_legal_note", lambda kb, replies: replies)
+    found = kb_audit.rendering_problems(kb)
+    assert "dialog fraud_victim: first reply: cites law without the legal note after it" in found
+    monkeypatch.setattr("bot.group.with_legal_note", lambda kb, replies: replies)
+    assert "group warning account_trading: cites law without the legal note after it" in kb_audit.rendering_problems(kb)
