@@ -48,9 +48,9 @@ class Dialog:
         s.state, s.scenario, s.step, s.offered = "menu", None, 0, []
         return [render_text(self.kb, "menu", options=self.menu_options())]
 
-    def with_note(self, replies: Replies) -> Replies:
-        """The not-legal-advice line after the last message that cites law (``step`` applies it
-        to every turn; see ``knowledge.render.with_legal_note``)."""
+    def with_note(self, replies: Replies, scenario: Scenario | None = None) -> Replies:
+        """The not-legal-advice line after the last message that cites law, whatever the
+        scenario (``step`` applies it to every turn; see ``knowledge.render.with_legal_note``)."""
         return with_legal_note(self.kb, replies)
 
     @staticmethod
@@ -75,8 +75,11 @@ class Dialog:
         """The message at the current position: 0 is the urgent reply, then the steps."""
         sc = self.sc(s.scenario or "out_of_scope")
         if s.step == 0:
-            return [render(self.kb, sc.urgent)]
-        return [render(self.kb, sc.steps[s.step - 1].text)]
+            text = render(self.kb, sc.urgent)
+        else:
+            text = render(self.kb, sc.steps[s.step - 1].text)
+        touches = "{law:" in (sc.urgent if s.step == 0 else sc.steps[s.step - 1].text)
+        return self.with_note([text], sc) if touches else [text]
 
     def remaining(self, sc: Scenario, s: Session) -> list[str]:
         return [st.title for st in sc.steps if st.marks and st.marks not in s.done]
@@ -172,12 +175,12 @@ class Dialog:
         sc = self._need_scenario(s)
         if sc is None or not sc.laws:
             return self.menu(s)
-        blocks = [render_text(self.kb, "law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
-        for i, lid in enumerate(sc.laws):
+        blocks = [render_text(self.kb, "law_summary_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
+        for i, lid in enumerate(sc.laws):  # the plain-words summary and the verbatim text, labelled apart
             law = self.kb.laws[lid]
-            header = render_text(self.kb, "law_text_header") + "\n" if i == 0 else ""
+            header = render_text(self.kb, "law_header") + "\n" if i == 0 else ""
             blocks.append(f"{header}{law_citation(self.kb, lid)}：\n{law.text}")
-        return self.pack(blocks)
+        return self.with_note(self.pack(blocks), sc)
 
     def _hotline_lines(self, ids: list[str]) -> list[str]:
         lines = []

@@ -56,7 +56,7 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
         "steps_done": "title remaining", "at_first_step": "", "progress_ack": "labels",
         "remaining": "remaining", "nothing_left": "", "resume": "title", "legal_note": "",
         "human": "hotlines", "hotlines_header": "", "evidence_header": "", "traps_header": "",
-        "law_header": "", "law_text_header": "", "amount_big": "amount", "amount_small": "amount",
+        "law_header": "", "law_summary_header": "", "amount_big": "amount", "amount_small": "amount",
         "amount_theft": "amount", "steps_done_unmarked": "", "hotline_also": "number",
         "secret_warning": "what", "pii_warning": "what", "rate_limited": "",
         "static_fallback": "", "error_fallback": "", "non_text": "", "empty": "", "too_long": "",
@@ -364,11 +364,10 @@ def _legal_note_problems(kb: KnowledgeBase) -> list[str]:
                 continue
             if len(alert) + 1 + len(note) > MAX_SCREEN_CHARS:
                 out.append(f"patterns.{p.id}: group warning with the legal note is longer than one screen")
-    for key in ("law_header",):
-        if "原文" in kb.texts.get(key, ""):
-            out.append(f"texts.{key}: stands above the plain-words summary (law_intro), must not say 原文")
-    if "law_text_header" in kb.texts and "原文" not in kb.texts["law_text_header"]:
-        out.append("texts.law_text_header: stands above the verbatim quotations, must say 原文")
+    if "原文" in kb.texts.get("law_summary_header", ""):
+        out.append("texts.law_summary_header: stands above the plain-words summary (law_intro), must not say 原文")
+    if "law_header" in kb.texts and "原文" not in kb.texts["law_header"]:
+        out.append("texts.law_header: stands above the verbatim quotations, must say 原文")
     return out
 
 

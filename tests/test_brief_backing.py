@@ -178,7 +178,7 @@ def test_article_312_dates_from_amendment_6(kb: KnowledgeBase) -> None:
 async def test_law_command_labels_summary_and_verbatim_text_apart(pipeline: Pipeline, kb: KnowledgeBase) -> None:
     await say(pipeline, menu_index("info_leak"))
     out = joined(await say(pipeline, "法律依据"))
-    summary, verbatim = text_of(kb, "law_header"), text_of(kb, "law_text_header")
+    summary, verbatim = text_of(kb, "law_summary_header"), text_of(kb, "law_header")
     assert "原文" not in summary and "原文" in verbatim
     intro = render(kb, kb.scenarios["info_leak"].law_intro)
     assert out.index(summary) < out.index(intro) < out.index(verbatim) < out.index(kb.laws["mfd_1034"].text)
