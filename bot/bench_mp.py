@@ -6,7 +6,10 @@ to receiving the passive reply, over real HTTP on 127.0.0.1, through the real ch
 pipeline on a real Redis-protocol server (embedded Valkey unless ``--redis-url``). Users run
 concurrently, each one's messages in sequence as a person's are. The customer-service API
 that carries the extra messages is a tiny local stand-in that answers ``ok`` at once; its
-sends are paced, so they never count towards the passive latency.
+sends are paced, so they never count towards the passive latency. Simulated users type at
+once, faster than any person, so a message often arrives while the previous answer is still
+going out by API; it then queues behind it (``queued_behind_previous``) rather than overtake.
+``over_budget`` counts answers that missed the 4 s budget.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ async def _fake_api() -> tuple[web.AppRunner, str, dict[str, int]]:
 async def run(users: int, per_user: int, safe: bool, redis_url: str | None) -> dict[str, object]:
     from bot.channels.mp import MpChannel, MpSettings
     from bot.http_app import make_app
+    from bot.metrics import REGISTRY
     from bot.runtime import Runtime
     from bot.server import mount
     from bot.settings import Settings
@@ -92,6 +96,11 @@ async def run(users: int, per_user: int, safe: bool, redis_url: str | None) -> d
     crypto = MessageCrypto(AES_KEY, APP_ID)
     run_id = secrets.token_hex(4)
     lat: list[float] = []
+
+    def event(name: str) -> int:
+        value = REGISTRY.get_sample_value("fanzha_official_events_total", {"channel": "mp", "event": name})
+        return int(value or 0)
+
     outcomes = {"passive": 0, "success": 0, "other": 0}
 
     def request(uid: int, i: int) -> tuple[dict[str, str], bytes]:
@@ -120,6 +129,7 @@ async def run(users: int, per_user: int, safe: bool, redis_url: str | None) -> d
     try:
         async with ClientSession(connector=TCPConnector(limit=0)) as http:  # WeChat opens many connections
             await asyncio.gather(*(user(http, 10**6 + u, False) for u in range(min(users, 10))))  # warm-up
+            base = {name: event(name) for name in ("passive_timeout", "queued_behind")}
             started = time.perf_counter()
             await asyncio.gather(*(user(http, u, True) for u in range(users)))
             wall = time.perf_counter() - started
@@ -130,6 +140,8 @@ async def run(users: int, per_user: int, safe: bool, redis_url: str | None) -> d
         await api_runner.cleanup()
     out = summarise(lat, wall, f"mp passive ({'safe' if safe else 'plain'} mode, HTTP)")
     out |= {"max_ms": round(max(lat) * 1e3, 3) if lat else 0.0, "users": users, **outcomes,
+            "over_budget": event("passive_timeout") - base["passive_timeout"],
+            "queued_behind_previous": event("queued_behind") - base["queued_behind"],
             "api_sends": counts["send"], "token_fetches": counts["token"], "budget_ms": 4000}
     return out
 
