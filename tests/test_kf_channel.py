@@ -336,3 +336,13 @@ async def test_callback_naming_no_account_pulls_every_account(kf: Wired, fake: F
     assert sorted((c.body["open_kfid"], c.body["touser"]) for c in fake.of(SEND) if c.body) == [
         (KFID, "wmA1"), ("wkOTHERACCOUNT", "wmB1")]
     assert all(c.body and "open_kfid" not in c.body for c in fake.of(SYNC))
+
+
+async def test_enter_session_without_welcome_code_leaves_the_dialog_alone(kf: Wired, fake: FakeWeChatApi) -> None:
+    fake.customer_message(KFID, "wmBack", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) >= 1)
+    fake.kf_event(KFID, {"event_type": "enter_session", "external_userid": "wmBack", "scene": "s"})
+    await kf.notify()
+    await kf.idle()
+    assert [m.text for m in kf.calls] == ["我的微信号被盗了怎么办"] and fake.of(ON_EVENT) == []

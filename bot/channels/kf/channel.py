@@ -324,12 +324,16 @@ class KfChannel:
         kfid = str(ev.get("open_kfid") or kfid)
         if etype == "enter_session" and user:
             self._count("enter_session")
+            code = str(ev.get("welcome_code", ""))
+            if not code:
+                # The platform gives a code only when it allows a welcome (no recent contact);
+                # without one, leave the conversation where it is: the customer may be mid-way.
+                return
             msgid = str(item.get("msgid") or f"enter:{user}:{item.get('send_time', '')}")
             outcome = await self._handle(IncomingMessage(channel=CHANNEL, user_id=f"{kfid}:{user}"[:128],
                                                          text=MENU_COMMAND, msg_id=msgid[:128]))
-            code = str(ev.get("welcome_code", ""))
-            if outcome.duplicate or not code:
-                return  # no code: the platform allows no message before the customer writes
+            if outcome.duplicate:
+                return
             text = "\n".join([render_text(self.kb, "kf_welcome"), *(r.text for r in outcome.replies)])
             self.outbox.put(self._outgoing(kfid, user, split_bytes(text, self.settings.max_reply_bytes)[:1],
                                            welcome_code=code))
