@@ -346,3 +346,32 @@ async def test_enter_session_without_welcome_code_leaves_the_dialog_alone(kf: Wi
     await kf.notify()
     await kf.idle()
     assert [m.text for m in kf.calls] == ["我的微信号被盗了怎么办"] and fake.of(ON_EVENT) == []
+
+
+async def test_a_poison_item_is_skipped_not_read_forever(kf: Wired, fake: FakeWeChatApi) -> None:
+    handle = kf.channel._handle
+
+    async def breaks_on_one(msg: IncomingMessage) -> Outcome:
+        if msg.text == "boom":
+            raise RuntimeError("a bug")
+        return await handle(msg)
+
+    kf.channel._handle = breaks_on_one
+    fake.customer_message(KFID, "wmBoom", "boom")
+    fake.customer_message(KFID, "wmAfter", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) == 1)
+    await kf.idle()
+    await kf.notify()  # the next pull starts after both: the broken one is not read again
+    await kf.idle()
+    assert sent_texts(fake, "wmAfter") and len(fake.of(SEND)) == 1
+    assert [c.body["cursor"] for c in fake.of(SYNC) if c.body] == ["", "2"]
+
+
+async def test_ids_too_long_for_a_conversation_are_skipped(kf: Wired, fake: FakeWeChatApi) -> None:
+    fake.customer_message(KFID, "wm" + "x" * 200, "我的微信号被盗了怎么办")
+    fake.customer_message(KFID, "wmOk", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) == 1)
+    await kf.idle()
+    assert [m.user_id for m in kf.calls] == [f"{KFID}:wmOk"]

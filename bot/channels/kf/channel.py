@@ -223,6 +223,9 @@ class KfChannel:
                     self._count("sync_failed")
                     log.warning("微信客服 sync failed: %s", exc if isinstance(exc, ApiError) else type(exc).__name__,
                                 extra={"channel": CHANNEL})
+                except Exception as exc:  # a bug must not end the pulls for this account
+                    self._count("sync_failed")
+                    log.error("微信客服 sync failed: %s", type(exc).__name__, extra={"channel": CHANNEL})
         finally:
             self._syncers.pop(kfid, None)
 
@@ -231,7 +234,9 @@ class KfChannel:
         cursor_key = f"{self.prefix}:cursor:{h}"
         lock = self.redis.lock(f"{self.prefix}:sync:{h}:lock", timeout=60, blocking_timeout=30)
         if not await lock.acquire():
-            self._count("sync_busy")  # another process holds it; it pulls what this callback announced
+            # Another process has been pulling for 30 s; what this callback announced may have
+            # arrived after its last page, so try again rather than assume it was read.
+            self._count("sync_busy")
             self._wanted.setdefault(kfid, token)
             return
         try:
@@ -247,7 +252,7 @@ class KfChannel:
                 items = out.get("msg_list") or []
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict):
-                        await self._on_item(kfid, item)
+                        await self._on_item_safely(kfid, item)
                 nxt = out.get("next_cursor")
                 if isinstance(nxt, str) and nxt and nxt != cursor:
                     await self.redis.set(cursor_key, nxt, ex=CURSOR_TTL_S)
@@ -261,6 +266,18 @@ class KfChannel:
             except (LockError, RedisError, OSError):
                 log.warning("微信客服 sync lock already gone", extra={"channel": CHANNEL})
 
+    async def _on_item_safely(self, kfid: str, item: dict[str, Any]) -> None:
+        """One item that cannot be handled is logged and skipped: re-reading it forever would
+        stop every later message of the account (a poison message)."""
+        try:
+            await self._on_item(kfid, item)
+        except (RedisError, OSError, LockError):
+            raise  # the store is down: stop here, the cursor stays before this item
+        except Exception as exc:
+            self._count("item_failed")
+            log.error("微信客服 message %s not handled: %s", tag(str(item.get("msgid", ""))), type(exc).__name__,
+                      extra={"channel": CHANNEL})
+
     async def _on_item(self, kfid: str, item: dict[str, Any]) -> None:
         """One entry of msg_list: a customer's message, or an event."""
         origin = item.get("origin")
@@ -273,7 +290,8 @@ class KfChannel:
             return  # the servicer's own messages (5), system notices
         user = str(item.get("external_userid", ""))
         msgid = str(item.get("msgid", ""))
-        if not user or not msgid:
+        if not user or not msgid or len(user) > 64 or len(kfid) > 63 or len(msgid) > 128:
+            self._count("bad_item")  # cut ids would merge different customers' conversations
             return
         sent_at = item.get("send_time")
         if isinstance(sent_at, int) and time.time() - sent_at > self.settings.send_window_s:
@@ -288,8 +306,7 @@ class KfChannel:
             text = str(item["text"].get("content", ""))
         else:
             kind = "non_text"
-        msg = IncomingMessage(channel=CHANNEL, user_id=f"{kfid}:{user}"[:128], text=text,
-                              msg_id=msgid[:128], kind=kind)
+        msg = IncomingMessage(channel=CHANNEL, user_id=f"{kfid}:{user}", text=text, msg_id=msgid, kind=kind)
         outcome = await self._handle(msg)
         await self._answer(kfid, user, outcome)
 
@@ -322,7 +339,7 @@ class KfChannel:
         etype = str(ev.get("event_type", ""))
         user = str(ev.get("external_userid", ""))
         kfid = str(ev.get("open_kfid") or kfid)
-        if etype == "enter_session" and user:
+        if etype == "enter_session" and user and len(user) <= 64 and len(kfid) <= 63:
             self._count("enter_session")
             code = str(ev.get("welcome_code", ""))
             if not code:
@@ -330,7 +347,7 @@ class KfChannel:
                 # without one, leave the conversation where it is: the customer may be mid-way.
                 return
             msgid = str(item.get("msgid") or f"enter:{user}:{item.get('send_time', '')}")
-            outcome = await self._handle(IncomingMessage(channel=CHANNEL, user_id=f"{kfid}:{user}"[:128],
+            outcome = await self._handle(IncomingMessage(channel=CHANNEL, user_id=f"{kfid}:{user}",
                                                          text=MENU_COMMAND, msg_id=msgid[:128]))
             if outcome.duplicate:
                 return
