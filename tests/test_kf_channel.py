@@ -375,3 +375,20 @@ async def test_ids_too_long_for_a_conversation_are_skipped(kf: Wired, fake: Fake
     await until(lambda: len(fake.of(SEND)) == 1)
     await kf.idle()
     assert [m.user_id for m in kf.calls] == [f"{KFID}:wmOk"]
+
+
+async def test_random_bad_input_never_gets_a_5xx(kf: Wired) -> None:
+    import random
+
+    rng = random.Random(7)
+    statuses = set()
+    for i in range(80):
+        junk = "".join(rng.choice(["<xml>", "</xml>", "QUJD", "=", "中", "\x00", "<Encrypt>", "]]>", "&lt;"])
+                       for _ in range(rng.randrange(1, 10)))
+        ts, nonce = str(int(time.time())), str(i)
+        q = {"msg_signature": wx.sha1(wx.KF_TOKEN, ts, nonce, junk), "timestamp": ts, "nonce": nonce}
+        resp = await kf.client.post("/wechat/kf", params=q, data=f"<xml><Encrypt><![CDATA[{junk}]]></Encrypt></xml>")
+        statuses.add(resp.status)
+        resp = await kf.client.get("/wechat/kf", params={**q, "echostr": junk})
+        statuses.add(resp.status)
+    assert statuses <= {200, 400, 403}, statuses

@@ -360,3 +360,28 @@ def test_split_and_pack_respect_bytes_and_count() -> None:
     assert out == ["a", "b\n\nc\n\nd"] and dropped == 0
     out, dropped = pack(["x" * 90] * 4, 2, 100)
     assert len(out) == 2 and dropped == 2
+
+
+async def test_random_bad_input_never_gets_a_5xx(mp: Wired) -> None:
+    """Signed requests (so they reach the parsers) with garbage bodies, in both modes."""
+    import random
+
+    rng = random.Random(12)
+    fragments = ["<xml>", "</xml>", "<Encrypt>", "</Encrypt>", "<![CDATA[", "]]>", "<MsgType>text</MsgType>",
+                 "<FromUserName>o</FromUserName>", "<ToUserName>g</ToUserName>", "&amp;", "&#0;", "\x00", "中文",
+                 "<!DOCTYPE x>", "QUJD" * 4, "=", "<Content>", "</Content>"]
+    statuses = set()
+    for i in range(120):
+        if i % 3 == 0:
+            body: bytes | str = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+        else:
+            body = "".join(rng.choice(fragments) for _ in range(rng.randrange(1, 12)))
+        query = wx.mp_plain_query(nonce=str(i))
+        if i % 2:
+            enc = body if isinstance(body, str) else body.hex()
+            query |= {"encrypt_type": "aes", "msg_signature": wx.sha1(wx.MP_TOKEN, query["timestamp"], str(i), enc)}
+            body = f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+        status, _ = await mp.post(query, body)
+        statuses.add(status)
+    assert statuses <= {200, 400, 403}, statuses
+    assert 400 in statuses
