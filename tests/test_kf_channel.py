@@ -392,3 +392,18 @@ async def test_random_bad_input_never_gets_a_5xx(kf: Wired) -> None:
         resp = await kf.client.get("/wechat/kf", params={**q, "echostr": junk})
         statuses.add(resp.status)
     assert statuses <= {200, 400, 403}, statuses
+
+
+async def test_refused_secret_makes_the_channel_not_ready(pipeline: Any, kb: Any, redis: Any,
+                                                          fake: FakeWeChatApi) -> None:
+    w = await wire(pipeline, kb, redis, kf_settings(fake, secret="wrong-secret"))
+    try:
+        fake.customer_message(KFID, "wmS", "我的微信号被盗了怎么办")
+        assert w.channel.ready
+        await w.notify()
+        await until(lambda: not w.channel.ready)
+        resp = await w.client.get("/readyz")
+        assert resp.status == 503 and (await resp.json())["checks"]["kf"] is False
+        assert w.calls == []  # nothing pulled, so nothing lost: the cursor is where it was
+    finally:
+        await close(w)
