@@ -51,6 +51,10 @@ SOCIAL_MIN = 0.60
 AMOUNT_MAX_CHARS = 16
 """In a money flow, a message this short that carries an amount is about the amount."""
 
+QUESTION_SWITCH_MIN_CONFIDENCE = 0.85
+"""A question asked mid-flow ("能查到钱转哪去了吗") is about the current situation unless the
+matcher is this sure it names another one."""
+
 FLOW_QUESTION_MIN = 0.55
 """In a flow, a question this close to a curated one is answered even when it also resembles
 a scenario example (the story reading would only page to the next step)."""
@@ -153,7 +157,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         if in_flow(s) and u.scenario == "out_of_scope":
             return Act.off_topic
         if in_flow(s) and u.confidence < (
-                URGENT_SWITCH_MIN_CONFIDENCE if u.scenario in URGENT_SWITCH else SWITCH_MIN_CONFIDENCE):
+                QUESTION_SWITCH_MIN_CONFIDENCE if u.question
+                else URGENT_SWITCH_MIN_CONFIDENCE if u.scenario in URGENT_SWITCH else SWITCH_MIN_CONFIDENCE):
             return Act.same_story
         return Act.switch if in_flow(s) else Act.enter
     if u.emotion:
