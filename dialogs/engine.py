@@ -208,8 +208,8 @@ class Dialog:
         if sc is None or not sc.laws:
             return self.menu(s)
         citations = "、".join(law_citation(self.kb, lid) for lid in sc.laws)
-        intro = render(self.kb, sc.law_intro) if sc.law_intro else ""
-        return self.with_note([render_text(self.kb, "law_plain", intro=intro, citations=citations)], sc)
+        summary = render_text(self.kb, "law_summary_header") + (render(self.kb, sc.law_intro) if sc.law_intro else "")
+        return self.with_note([summary + "\n" + render_text(self.kb, "law_plain", citations=citations)], sc)
 
     def cmd_verbatim(self, s: Session, u: Understood) -> Replies:
         """原文 / 条文: the statute text itself, labelled as the verbatim text."""

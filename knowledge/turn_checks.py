@@ -18,7 +18,7 @@ TURN_TEXTS: dict[str, frozenset[str]] = {
     key: frozenset(variables.split())
     for key, variables in {
         "calm": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
-        "unclear_midflow": "title", "law_plain": "intro citations", "urgent_already": "labels",
+        "unclear_midflow": "title", "law_plain": "citations", "urgent_already": "labels",
         "left_none": "", "left_some": "remaining", "relief": "", "emotion_start": "", "qa_offer": "options",
     }.items()
 }

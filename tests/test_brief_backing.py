@@ -181,7 +181,12 @@ async def test_law_command_labels_summary_and_verbatim_text_apart(pipeline: Pipe
     summary, verbatim = text_of(kb, "law_summary_header"), text_of(kb, "law_header")
     assert "原文" not in summary and "原文" in verbatim
     intro = render(kb, kb.scenarios["info_leak"].law_intro)
-    assert out.index(summary) < out.index(intro) < out.index(verbatim) < out.index(kb.laws["mfd_1034"].text)
+    # 法律依据: the plain-words summary with the exact citations on one screen (issue 10 §4) …
+    assert out.index(summary) < out.index(intro) and verbatim not in out
+    assert kb.laws["mfd_1034"].text not in out
+    # … and 原文 the verbatim text, labelled as such
+    text = joined(await say(pipeline, "原文"))
+    assert text.index(verbatim) < text.index(kb.laws["mfd_1034"].text)
 
 
 # ── 4. The legal note follows every law citation, in every rendering path ────────────────
