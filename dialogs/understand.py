@@ -224,8 +224,8 @@ class Understander:
         number = int(digits) if digits.isdigit() and len(digits) <= 9 else None
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
-        turn = self.turns.match(text)
         question = _any(self._question, text)
+        turn = self.turns.match(text, result.scenario, question or _any(self._emotion, text))
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))

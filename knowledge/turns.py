@@ -111,7 +111,7 @@ class TurnMatcher:
         labels: list[str] = []
         texts: list[str] = []
         # intent phrasings first, scenario examples (the story block) after
-        ordered = sorted(phrasings.items(), key=lambda kv: kv[0] == STORY)
+        ordered = sorted(phrasings.items(), key=lambda kv: kv[0].startswith(STORY))
         for label, lines in ordered:
             for line in lines:
                 if self.fold(line):
@@ -134,7 +134,7 @@ class TurnMatcher:
         norms = np.sqrt(np.asarray(mat.multiply(mat).sum(axis=0)).ravel())
         norms[norms == 0] = 1.0
         m = sparse.csc_matrix(mat.multiply(1.0 / norms[None, :]))
-        self._n_intent = sum(1 for lab in labels if lab != STORY)
+        self._n_intent = sum(1 for lab in labels if not lab.startswith(STORY))
         intents = sparse.csr_matrix(m[:, : self._n_intent])
         # the intent block is small (~700 phrasings): a dense float32 matrix over the grams the
         # phrasings use makes scoring one gather and one dot product (~10 µs)
@@ -142,10 +142,19 @@ class TurnMatcher:
         self._intent_row = np.full(len(vocab), -1, dtype=np.int64)
         self._intent_row[used] = np.arange(used.size)
         self._intent_dense = np.ascontiguousarray(intents[used].toarray(), dtype=np.float32)
-        self._stories = _Block(sparse.csr_matrix(m[:, self._n_intent :]))
+        # one story block per group ("story:<scenario>"): the dialog only needs the nearest
+        # example of the scenario the matcher already picked, an eighth of the work
+        self._stories: dict[str, _Block] = {}
+        for group in dict.fromkeys(lab for lab in labels if lab.startswith(STORY)):
+            cols = [i for i, lab in enumerate(labels) if lab == group]
+            self._stories[group] = _Block(sparse.csr_matrix(m[:, cols]))
         # the story block is only ever asked for its maximum; single characters (我, 了, 的 …)
         # make its posting lists ten times longer without changing which example is nearest
         self._bigram = np.array([len(g) == 2 for g in sorted(vocab, key=vocab.__getitem__)])
+        # intent phrasings of one label are contiguous: per-label maxima are one reduceat
+        starts = [i for i in range(self._n_intent) if i == 0 or labels[i] != labels[i - 1]]
+        self._label_starts = np.array(starts, dtype=np.int64)
+        self._label_names = [labels[i] for i in starts]
         self._vocab = vocab
         self._idf = idf
         self._max_idf = float(idf.max()) if idf.size else 1.0
@@ -167,7 +176,8 @@ class TurnMatcher:
                 phrasings[f"social:{act}"] = list(lines)
         for q in kb.qa.values():
             phrasings[f"qa:{q.id}"] = list(q.paraphrases)
-        phrasings[STORY] = [line for lines in kb.examples.values() for line in lines]
+        for sid, lines in kb.examples.items():
+            phrasings[f"{STORY}:{sid}"] = list(lines)
         return cls(phrasings, kb.words.synonyms if kb.words is not None else None)
 
     def _query(self, text: str) -> tuple[np.ndarray, np.ndarray, float] | None:
@@ -190,7 +200,13 @@ class TurnMatcher:
             return np.zeros(self._n_intent)
         return (w[keep].astype(np.float32) @ self._intent_dense[r[keep]]).astype(np.float64) / norm
 
-    def match(self, text: str) -> TurnMatch:
+    def match(self, text: str, scenario: str | None = None, question: bool = True) -> TurnMatch:
+        """The nearest follow-up phrasing of ``text``.
+
+        ``scenario``: the matcher's reading; the story similarity is then taken over that
+        scenario's examples only. ``question``: clause-by-clause matching (for "我好害怕 会不会
+        抓我") is only done for messages that ask something.
+        """
         q = self._query(text)
         if q is None:
             return TurnMatch(label=STORY, score=0.0, intent=None, intent_score=0.0,
@@ -198,31 +214,28 @@ class TurnMatcher:
         rows, w, norm = q
         scores = self._intent_scores(rows, w, norm)
         clauses = [c for c in _CLAUSES.split(text) if len(c) >= MIN_CLAUSE_CHARS]
-        if 1 < len(clauses) <= MAX_CLAUSES and scores.max(initial=0.0) < CLAUSES_NOT_NEEDED:
+        if question and 1 < len(clauses) <= MAX_CLAUSES and scores.max(initial=0.0) < CLAUSES_NOT_NEEDED:
             for clause in clauses:  # "我好害怕 会不会抓我": each clause may be the question
                 cq = self._query(clause)
                 if cq is not None:
                     np.maximum(scores, self._intent_scores(*cq) * CLAUSE_WEIGHT, out=scores)
         story_score = 0.0
-        if self._stories.n and scores.max(initial=0.0) >= self.story_needed_from:
+        if self._stories and scores.max(initial=0.0) >= self.story_needed_from:
             bi = self._bigram[rows]
+            group = f"{STORY}:{scenario}"
+            blocks = [self._stories[group]] if group in self._stories else list(self._stories.values())
             if bi.any():
-                story_score = float(self._stories.dot(rows[bi], w[bi]).max()) / norm
+                story_score = max(float(b.dot(rows[bi], w[bi]).max()) for b in blocks if b.n) / norm
         top: list[tuple[str, float]] = []
         intent, intent_score, phrase = None, 0.0, ""
         if scores.size:
             ii = int(scores.argmax())
             intent, intent_score, phrase = self.labels[ii], float(scores[ii]), self.texts[ii]
-            k = min(scores.size, TOP_CANDIDATES * 4)
-            best = np.argpartition(-scores, k - 1)[:k]
-            seen: set[str] = set()
-            for j in best[np.argsort(-scores[best])]:
-                label = self.labels[j]
-                if label not in seen:
-                    seen.add(label)
-                    top.append((label, round(float(scores[j]), 4)))
-                if len(top) == TOP_CANDIDATES:
-                    break
+            per_label = np.maximum.reduceat(scores, self._label_starts)
+            k = min(per_label.size, TOP_CANDIDATES)
+            best = np.argpartition(-per_label, k - 1)[:k]
+            names = self._label_names
+            top = [(names[j], round(float(per_label[j]), 4)) for j in best[np.argsort(-per_label[best])]]
         label, score = (intent or STORY, intent_score) if intent_score >= story_score else (STORY, story_score)
         return TurnMatch(label=label, score=score, intent=intent, intent_score=intent_score,
                          story_score=story_score, phrase=phrase, top=top)
