@@ -42,6 +42,11 @@ QA_OFFER_MIN = 0.25
 CONTEXT_BONUS = 0.06
 """Similarity added to questions that belong to the current situation when re-ranking."""
 
+ENTER_ANSWER_MIN = 0.50
+ENTER_ANSWER_MARGIN = 0.05
+"""A first message that names a situation also gets a curated answer only when it is clearly
+a question of its own ("被骗了两百，是不是不用报警了"), not the story with 怎么办 after it."""
+
 OOS_SETTLES = 0.80
 """An out-of-scope question answered outside a flow puts the session in out_of_scope at this confidence."""
 
@@ -382,7 +387,8 @@ class Dialog:
     def on_enter(self, s: Session, u: Understood) -> Replies:
         """Start (or switch to) the situation; a question asked in the same breath is answered after."""
         replies = self.enter(s, u.scenario or "out_of_scope", u)
-        if u.intent and u.intent.startswith("qa:") and intent_wins(u, True):
+        if (u.intent and u.intent.startswith("qa:") and u.intent_score >= ENTER_ANSWER_MIN
+                and u.intent_score >= u.story_score + ENTER_ANSWER_MARGIN):
             replies += self.on_question(s, u)
         return replies
 
