@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow, intent_wins
+from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -533,10 +533,10 @@ class Dialog:
             guess = self._qa_guess(s, u) if (u.question or u.scenario == s.scenario) else None
             if guess is not None:
                 return self.answer(s, guess, u)
-            options = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
-            if len(options) >= 2:  # "unclear": a short question with the likeliest things
-                s.offered_qa = options
-                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(options, 1))
+            likely = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
+            if len(likely) >= 2:  # "unclear": a short question with the likeliest things
+                s.offered_qa = likely
+                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely, 1))
                 return [render_text(self.kb, "qa_offer", options=lines)]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
