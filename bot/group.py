@@ -36,6 +36,9 @@ ADMIN_COMMANDS: dict[str, tuple[str, bool | None, str]] = {
 READ_ONLY = {"统计", "帮助"}
 """Anyone may read the help and the counts; only admins change settings."""
 
+UNNAMED_ALERT = "unnamed"
+"""Cooldown key of alerts that name no pattern (the scanner's model found an ad no pattern fits)."""
+
 MENTION_RE = re.compile(r"@[^\s\u2005@]{1,32}[\u2005\s]?")
 
 
@@ -140,10 +143,23 @@ class GroupPolicy:
         body = render(self.kb, self.kb.scenarios[scenario].group_answer)
         return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
 
+    def _alert_text(self, pattern_id: str | None, user_name: str | None) -> str:
+        """The warning: the pattern and its laws when the scanner named one that has laws,
+        the pattern alone when the brief supports no law for it, neither when none fits."""
+        name = poster_name(user_name) or render_text(self.kb, "someone")
+        if pattern_id is None:
+            return render_text(self.kb, "group_alert_unnamed", name=name)
+        pattern = self.kb.patterns[pattern_id]
+        giveaway = render(self.kb, pattern.giveaway)
+        if not pattern.laws:
+            return render_text(self.kb, "group_alert_no_law", name=name, pattern=pattern.name, giveaway=giveaway)
+        laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2])
+        return render_text(self.kb, "group_alert", name=name, pattern=pattern.name, giveaway=giveaway, laws=laws)
+
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
-        result = self.scanner.scan(text)
-        if result.alert and result.pattern:
+        result = self.scanner.scan(text, bot_name=self.bot_name)
+        if result.alert:
             settings = await self.rooms.get(msg.channel, room)
             if not settings.alerts:
                 return [], None
@@ -152,22 +168,12 @@ class GroupPolicy:
             if await self.rooms.rate_exceeded(msg.channel, room, self.replies_per_min):
                 return [], None
             if not await self.rooms.alert_allowed(
-                msg.channel, room, result.pattern, self.pattern_cooldown_s, self.room_gap_s
+                msg.channel, room, result.pattern or UNNAMED_ALERT, self.pattern_cooldown_s, self.room_gap_s
             ):
                 return [], None
             await self.rooms.count(msg.channel, room, "n_alerts")
             metrics.ALERTS.inc()
-            pattern = self.kb.patterns[result.pattern]
-            laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
-            alert = render_text(
-                self.kb,
-                "group_alert",
-                name=poster_name(msg.user_name) or render_text(self.kb, "someone"),
-                pattern=pattern.name,
-                giveaway=render(self.kb, pattern.giveaway),
-                laws=laws,
-            )
-            return [Reply(text=alert)], None
+            return [Reply(text=self._alert_text(result.pattern, msg.user_name))], None
         # Keyword answers (opt-in): classify first, so ordinary chatter costs no Redis read.
         scenario = self._scenario_of(text, keep_out_of_scope=False)
         if scenario is None or not (await self.rooms.get(msg.channel, room)).keywords:

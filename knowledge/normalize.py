@@ -137,11 +137,10 @@ class Normalizer:
             s = self._t2s.convert(s)
             if self._symbol_re is not None:
                 s = self._symbol_re.sub(self._symbol, s)
-        if _LATIN_RE.search(s) is not None:
-            if self._pinyin_re is not None:
-                s = self._pinyin_re.sub(self._pinyin, s)
-            if self._latin_re is not None:
-                s = self._latin_re.sub(self._latin, s)
+        if _LATIN_RE.search(s) is not None and self._pinyin_re is not None:
+            s = self._pinyin_re.sub(self._pinyin, s)
+        if _LATIN_OR_DIGIT_RE.search(s) is not None and self._latin_re is not None:
+            s = self._latin_re.sub(self._latin, s)
         return s
 
     def _variants_of(self, s: str) -> str:
@@ -155,6 +154,7 @@ class Normalizer:
 
 
 _LATIN_RE = re.compile(r"[a-z]")
+_LATIN_OR_DIGIT_RE = re.compile(r"[a-z0-9]")
 _DROP_RE = re.compile(r"[^\w.%]+|_|(?<!\d)\.|\.(?!\d)")
 _INSERTED_RE = re.compile(rf"(?<=[{_CJK}])(?:[^\w{_CLAUSE_PUNCT}]|_)+(?=[{_CJK}])")
 """A run of separators between two Chinese characters that holds no clause punctuation."""
