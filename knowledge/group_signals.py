@@ -55,6 +55,8 @@ class SignalTables(BaseModel):
     check_question: list[str]
     own_case: list[str]
     own_subject: list[str]
+    pay_you: list[str]
+    attribution: list[str]
     story: list[str]
     kin: list[str]
     outcome: list[str]
@@ -102,6 +104,8 @@ class Signals:
     check_question: re.Pattern[str]
     own_case: re.Pattern[str]
     own_subject: re.Pattern[str]
+    pay_you: re.Pattern[str]
+    attribution: re.Pattern[str]
     story: re.Pattern[str]
     kin: re.Pattern[str]
     outcome: re.Pattern[str]
@@ -128,6 +132,8 @@ class Signals:
             check_question=_one(t.check_question),
             own_case=_one(t.own_case),
             own_subject=_one(t.own_subject),
+            pay_you=_one(t.pay_you),
+            attribution=_one(t.attribution),
             story=_one(t.story),
             kin=_one(t.kin),
             outcome=_one(t.outcome),
@@ -199,7 +205,8 @@ class Signals:
         if m := self.accusation.search(cleaned):
             if not (contact and offer) or report:
                 return f"warns others ({m.group(0)})"
-        if not contact:
+        pays = self.pay_you.search(unquoted) and not self.attribution.search(cleaned)
+        if not contact and not pays:
             if m := self.story.search(cleaned):
                 return f"tells what happened ({m.group(0)})"
             if (m := self.kin.search(cleaned)) and (o := self.outcome.search(cleaned)):
