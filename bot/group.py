@@ -17,7 +17,7 @@ from bot.models import IncomingMessage, Reply
 from bot.privacy import redact
 from bot.store.rooms import RoomStore
 from dialogs.understand import Understander, squash
-from knowledge.render import kinds_text, law_citation, render, render_text
+from knowledge.render import kinds_text, law_citation, render, render_text, with_legal_note
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -53,6 +53,31 @@ def poster_name(name: str | None) -> str:
     if not name:
         return ""
     return redact(name).text.strip()[:16]
+
+
+def alert_text(kb: KnowledgeBase, pattern_id: str | None, poster: str) -> str:
+    """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
+
+    The law only when the pattern has one the brief supports (then with the not-legal-advice
+    line in the same message); the pattern only when the scanner named one that fits
+    (``pattern_id`` None: the learned model found an ad no pattern fits).
+    """
+    name = poster or render_text(kb, "someone")
+    if pattern_id is None:
+        return render_text(kb, "group_alert_unnamed", name=name)
+    pattern = kb.patterns[pattern_id]
+    giveaway = render(kb, pattern.giveaway)
+    if not pattern.laws:
+        return render_text(kb, "group_alert_no_law", name=name, pattern=pattern.name, giveaway=giveaway)
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2])
+    text = render_text(kb, "group_alert", name=name, pattern=pattern.name, giveaway=giveaway, laws=laws)
+    return "\n".join(with_legal_note(kb, [text]))
+
+
+def short_answer_text(kb: KnowledgeBase, scenario: str) -> str:
+    """The @-reply for a scenario: its group answer, the pointer to private chat, the legal note."""
+    body = render(kb, kb.scenarios[scenario].group_answer) + "\n" + render_text(kb, "group_mention_suffix")
+    return "\n".join(with_legal_note(kb, [body]))
 
 
 class GroupPolicy:
@@ -97,10 +122,19 @@ class GroupPolicy:
             replies, scenario = await self._mentioned(msg, strip_mentions(text, self.bot_name))
         else:
             replies, scenario = await self._unmentioned(msg, text)
-        replies = warning + replies
+        replies = [self._with_note(r) for r in warning + replies]
         if replies and not await self._may_speak(msg):
             return [], None
         return replies, scenario
+
+    def _with_note(self, reply: Reply) -> Reply:
+        """A group message that cites law carries the not-legal-advice line in itself.
+
+        Group replies are one message each (an @-reply, a warning), so the note joins the text
+        (``kb check`` makes sure it fits one screen) instead of following as a second message.
+        """
+        text = "\n".join(with_legal_note(self.kb, [reply.text]))
+        return reply if text == reply.text else reply.model_copy(update={"text": text})
 
     async def _may_speak(self, msg: IncomingMessage) -> bool:
         """The bot's own flood limit per room (an @-mention flood must not make it a spammer)."""
@@ -140,21 +174,7 @@ class GroupPolicy:
         return None
 
     def _short_answer(self, scenario: str, at: list[str]) -> Reply:
-        body = render(self.kb, self.kb.scenarios[scenario].group_answer)
-        return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
-
-    def _alert_text(self, pattern_id: str | None, user_name: str | None) -> str:
-        """The warning: the pattern and its laws when the scanner named one that has laws,
-        the pattern alone when the brief supports no law for it, neither when none fits."""
-        name = poster_name(user_name) or render_text(self.kb, "someone")
-        if pattern_id is None:
-            return render_text(self.kb, "group_alert_unnamed", name=name)
-        pattern = self.kb.patterns[pattern_id]
-        giveaway = render(self.kb, pattern.giveaway)
-        if not pattern.laws:
-            return render_text(self.kb, "group_alert_no_law", name=name, pattern=pattern.name, giveaway=giveaway)
-        laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2])
-        return render_text(self.kb, "group_alert", name=name, pattern=pattern.name, giveaway=giveaway, laws=laws)
+        return Reply(text=short_answer_text(self.kb, scenario), mention=at)
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
@@ -173,7 +193,8 @@ class GroupPolicy:
                 return [], None
             await self.rooms.count(msg.channel, room, "n_alerts")
             metrics.ALERTS.inc()
-            return [Reply(text=self._alert_text(result.pattern, msg.user_name))], None
+            alert = alert_text(self.kb, result.pattern, poster_name(msg.user_name))
+            return [Reply(text=alert)], None
         # Keyword answers (opt-in): classify first, so ordinary chatter costs no Redis read.
         scenario = self._scenario_of(text, keep_out_of_scope=False)
         if scenario is None or not (await self.rooms.get(msg.channel, room)).keywords:
