@@ -531,3 +531,26 @@ def test_blind_v2_figures(scanner: Scanner) -> None:
         assert c.alerts >= BLIND_V2_MIN_CATEGORY_RECALL * c.total, (c, report)
     for c in benign:
         assert c.alerts <= BLIND_V2_MAX_CATEGORY_FALSE_ALERTS, (c, report)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "高价收微信号 一个300 秒结",
+        "高 价 收 微 信 号 一 个 300 秒 结",  # spaces between characters
+        "高💰价💰收💰微💰信💰号 一个300",  # emoji between characters
+        "高.价.收.薇.信.号 一个300",  # dots and a homophone
+        "高价收威信号 一个300 秒结",
+        "高价收V❤号 一个300 秒结",
+        "高价收vx号 一个300 秒结",
+        "高价收ｖｘ号 一个３００ 秒结",  # full-width
+        "高价收vх号 一个300 秒结",  # Cyrillic х
+        "高價收微信號 一個300 秒結",  # traditional characters
+        "gao jia shou weixin hao 一个300",  # pinyin
+        "收 wx 号 一个300 联系 Q:2837465190",  # contact id
+        "收号 一个300 薇：abc_12345",  # contact id behind a nickname
+    ],
+)
+def test_disguised_forms_of_one_ad_all_alert(scanner: Scanner, text: str) -> None:
+    r = scanner.scan(text)
+    assert r.alert and r.pattern == "account_trading", r
