@@ -505,7 +505,7 @@ def test_patterns_without_a_law_in_the_brief_cite_none() -> None:
     assert kb.patterns["impersonate_leader"].laws == ["xf_266"]
 
 
-# Measured on BLIND_V2 when it was added (scanner v2): recall 0.89 (120/135; every category
+# Measured on BLIND_V2 when it was added (scanner v2): recall 0.88 (119/135; every category
 # ≥ 0.6), 4 false alerts on 342 benign (none on marketing, warnings or talk to the bot). The
 # scanner before v2 (f91e744): recall 0.59, 27 false alerts (15 on marketing, 11 on news).
 # The floors leave a margin for retraining noise; a drop below them is a regression.
