@@ -8,7 +8,9 @@ only compiles them and applies the policy:
 * an **accusation** (calls it a scam, a fake, illegal; tells people not to) or a **story** (what
   happened to the writer or someone they know) spares a message even when it quotes the ad's
   price; only the poster's own **contact** call (加我, 私聊, +vx…) can outweigh it, and for an
-  accusation only together with an **offer** and nothing that reports someone else's post;
+  accusation only together with an **offer** and nothing that reports someone else's post; a
+  story that pays the reader ("我号被封了 谁帮我辅助 给20红包", ``pay_you``) is an ad unless the
+  payment is someone else's ("他说给我…");
 * a **check question** ("靠谱吗", "违法吗") spares it unless the poster asks to be contacted;
 * **attention** words (大家注意, 小心) count when they report that someone else does it
   ("有人在群里收…") and the poster gives no contact of their own;
@@ -17,8 +19,11 @@ only compiles them and applies the policy:
   carries no ad signal at all. So "大家注意！高价收微信号 一个300" and "缺钱怎么办？我这日结"
   stay ads.
 
-Also here: the WeChat quote-reply split (only the writer's own words are scanned) and the
-``pattern_fit`` check that lets the model's pattern name stand only when it fits the message.
+Offers and contacts inside quotation marks are someone else's words being reported and do not
+count as the poster's. Also here: the WeChat quote-reply split (only the writer's own words are
+scanned), ``harmless_notice`` (a carrier/bank-style text asking for nothing risky, on which the
+model alone must not alert) and the ``pattern_fit`` check that lets the model's pattern name
+stand only when it fits the message.
 """
 
 from __future__ import annotations

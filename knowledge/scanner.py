@@ -193,6 +193,10 @@ class Scanner:
         unknown = sorted({p for p, _ in ads} - alertable)
         if unknown:
             raise ValueError(f"group ads labelled with unknown or non-alerting patterns: {unknown}")
+        signals = default_signals()
+        strays = sorted((set(signals.pattern_fit) | signals.victim_ad_patterns) - set(kb.patterns))
+        if strays:
+            raise ValueError(f"knowledge/data/scanner.yaml names unknown patterns: {strays}")
         by_pattern: dict[str, list[str]] = {}
         for p, text in ads:
             by_pattern.setdefault(p, []).append(normalize(text))
@@ -201,7 +205,7 @@ class Scanner:
             c=ad_c,
         )
         pattern_model = Matcher.train(by_pattern, c=pattern_c)
-        return cls(rules, frozenset(alertable), ad_model, pattern_model)
+        return cls(rules, frozenset(alertable), ad_model, pattern_model, signals)
 
     # ------------------------------------------------------------------ matching
 

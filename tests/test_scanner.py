@@ -554,3 +554,16 @@ def test_blind_v2_figures(scanner: Scanner) -> None:
 def test_disguised_forms_of_one_ad_all_alert(scanner: Scanner, text: str) -> None:
     r = scanner.scan(text)
     assert r.alert and r.pattern == "account_trading", r
+
+
+def test_scanner_yaml_names_only_known_patterns() -> None:
+    from knowledge.group_signals import default_signals
+
+    kb, _ = read()
+    assert kb is not None
+    sig = default_signals()
+    alerting = {p.id for p in kb.patterns.values() if p.group_alert}
+    assert set(sig.pattern_fit) <= set(kb.patterns)
+    assert alerting <= set(sig.pattern_fit), alerting - set(sig.pattern_fit)  # each can be named
+    assert sig.victim_ad_patterns <= set(kb.patterns)
+    assert sig.bot_names == ("反诈助手",)
