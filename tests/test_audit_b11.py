@@ -27,16 +27,16 @@ AUDITED_OUT = [
     ("W1", "尝试冻结这笔钱"),  # §0.2/§8/反诈法第二十条: 止付、冻结由公安机关决定
     ("U1", "长按该消息投诉"),  # §8.1 gives only the ··· / 资料页 → 投诉 path
     ("U2", "等于替骗子注册"),  # §2 第三十一条 does not say 辅助验证 is 实名核验帮助
-    ("U3", "回执"),  # §8.2/§8.3 never mention a receipt
     ("U4", "都是冒充的信号"),  # §9.10 says only 先打电话或视频核实
     ("U5", "正规平台不会花钱收购"),  # not in the brief (§8.1 平台规则 is 🟡)
-    ("U6", "刷流水"),  # appears nowhere in the brief
+    ("U6", "其实是在走别人的钱"),  # 刷流水 appears nowhere in the brief: no meaning given for it
+    ("U6", "帮忙刷流水"),
+    ("U6", "刷一笔流水"),
     ("U7", "是同一伙人"),  # not in §9.6/§9.7
     ("U8", "把案子并起来"),  # §6.2 gives only the 累计计算 rule
-    ("U9", "检查登录过的设备"),  # not in §8.1
-    ("U9", "亲属卡"),  # not in §8.1
     ("I1", "从不打电话"),  # §9.5: 不会通过电话或视频办案要钱 (and 96110 does call, §8)
     ("I2", "冻结支付"),  # §8: 95017 is for 支付问题、资金安全、账户异常 only
+    ("I2", "请求冻结"),
     ("I10", "接下来就是骗局"),  # §9.8: 往往
     ("I11", "触犯的是诈骗罪"),  # §0.3: 具体定罪以司法机关认定为准
     ("S3", "据公安部公布"),  # §9 background is 🟡: 据公开资料/以官方为准
@@ -51,6 +51,31 @@ def test_audited_sentence_is_rendered_nowhere(kb: KnowledgeBase, finding: str, s
 
 def clauses(kb: KnowledgeBase) -> list[tuple[str, str]]:
     return [(where, c) for where, text in everything_rendered(kb) for c in re.split(r"[，。；\n]", text)]
+
+
+def test_u3_a_report_receipt_is_only_mentioned_if_one_is_given(kb: KnowledgeBase) -> None:
+    # §8.2/§8.3 never mention a receipt; scenarios.md asks account_stolen to keep one: say it
+    # only as "if you got one", never as a fact, an evidence item or what it proves.
+    found = [(w, c) for w, c in clauses(kb) if "回执" in c]
+    assert [w for w, _ in found] == ["account_stolen.steps.report"], found
+    assert all(c.startswith("如果") for _, c in found), found
+
+
+def test_u9_device_list_and_family_card_are_hedged(kb: KnowledgeBase) -> None:
+    # Neither feature is in §8.1; scenarios.md names both (account_stolen, wallet_loss).
+    found = [(w, s) for w, t in everything_rendered(kb) for s in t.splitlines() if re.search("登录过的设备|亲属卡", s)]
+    assert found
+    for where, line in found:
+        assert "如果" in line or "开过" in line, (where, line)
+        assert "以App内为准" in line, (where, line)
+
+
+def test_u6_rinsing_turnover_is_named_without_a_meaning_the_brief_lacks(kb: KnowledgeBase) -> None:
+    # scenarios.md names 刷流水 as a disguise; the brief does not define it, so the text says
+    # only what to do when it means moving money through your account (§9.11).
+    found = [(w, s) for w, t in everything_rendered(kb) for s in t.splitlines() if "刷流水" in s]
+    assert [w for w, _ in found] == ["account_rental.steps.disguises"], found
+    assert "别做" in found[0][1]
 
 
 def test_u2_verification_help_is_only_possibly_real_name_help(kb: KnowledgeBase) -> None:
