@@ -14,8 +14,8 @@ only compiles them and applies the policy:
 * a **check question** ("靠谱吗", "违法吗") spares it unless the poster asks to be contacted;
 * **attention** words (大家注意, 小心) count when they report that someone else does it
   ("有人在群里收…") and the poster gives no contact of their own;
-* weak words — **attention** about a kind of post ("这种…"), **own-case** help
-  (怎么办) in the first person, a question mark at the end — spare it only when the message
+* weak words — **attention** about a kind of post ("这种…"), help words (怎么办), a question
+  mark at the end — spare it only when the message
   carries no ad signal at all. So "大家注意！高价收微信号 一个300" and "缺钱怎么办？我这日结"
   stay ads.
 
@@ -227,9 +227,11 @@ class Signals:
             return None
         if (m := self.attention.search(cleaned)) and report:
             return f"warns others ({m.group(0)}…{report.group(0)})"
-        if (m := self.own_case.search(cleaned)) and (own or report):
+        if self.solicit_question.search(cleaned) is not None:
+            return None  # "有没有闲置的卡 出？" asks for the goods
+        if m := self.own_case.search(cleaned):
             return f"asks for help ({m.group(0)})"
-        if _QUESTION_END_RE.search(raw.strip()) and self.solicit_question.search(cleaned) is None:
+        if _QUESTION_END_RE.search(raw.strip()):
             return "asks a question"
         return None
 

@@ -505,8 +505,8 @@ def test_patterns_without_a_law_in_the_brief_cite_none() -> None:
     assert kb.patterns["impersonate_leader"].laws == ["xf_266"]
 
 
-# Measured on BLIND_V2 when it was added (scanner v2): recall 0.88 (119/135; every category
-# ≥ 0.6), 4 false alerts on 342 benign (none on marketing, warnings or talk to the bot). The
+# Measured on BLIND_V2 when it was added (scanner v2): recall 0.87 (118/135; every category
+# ≥ 0.6), 3 false alerts on 342 benign (none on marketing, warnings or talk to the bot). The
 # scanner before v2 (f91e744): recall 0.59, 27 false alerts (15 on marketing, 11 on news).
 # The floors leave a margin for retraining noise; a drop below them is a regression.
 BLIND_V2_MIN_RECALL = 0.85
@@ -567,3 +567,18 @@ def test_scanner_yaml_names_only_known_patterns() -> None:
     assert alerting <= set(sig.pattern_fit), alerting - set(sig.pattern_fit)  # each can be named
     assert sig.victim_ad_patterns <= set(kb.patterns)
     assert sig.bot_names == ("反诈助手",)
+
+
+def test_users_telling_their_own_case_in_a_group_get_no_alert(scanner: Scanner) -> None:
+    """The intent sets are people describing what happened to them ("有人出价800收我的老微信号",
+    "微信零钱被冻结不能提现"): said in a group, none of it is an ad. Before scanner v2 25 of
+    these 678 lines alerted; v2 alerts on 4."""
+    rows = [
+        json.loads(x)
+        for path in (HERE / "data" / "heldout_intents.jsonl", HERE / "data" / "blind_intents.jsonl")
+        for x in path.read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    alerts = [r["text"] for r in rows if scanner.scan(r["text"]).alert]
+    assert len(rows) >= 600
+    assert len(alerts) <= 8, alerts
