@@ -17,7 +17,7 @@ Two functions, both pure (the tables are read once, at import, from
 
 The folds, in order: NFKC (full-width → half-width, ⓥ/𝐯/① → v/v/1), lower case, homoglyphs,
 traditional → simplified (OpenCC ``t2s``, the project's own conversion tables), symbol aliases
-(➕ → 加), pinyin of known terms (pypinyin computes them: "shua dan" → 刷单), Latin aliases
+(➕ → 加), nicknames (薇：abc → 微信abc, 企鹅 → qq), pinyin of known terms (pypinyin computes them: "shua dan" → 刷单), Latin aliases
 (vx/wx/V❤ → 微信, Q: → qq), then the CJK variants (威信/薇信 → 微信, 帐号 → 账号).
 
 Cost: a few microseconds per message; ``python -m knowledge.normalize`` prints the figure on
@@ -62,6 +62,7 @@ class Spellings(BaseModel):
     homoglyphs: dict[str, str] = Field(default_factory=dict)
     symbols: dict[str, str] = Field(default_factory=dict)
     latin: list[LatinAlias] = Field(default_factory=list)
+    nicknames: list[LatinAlias] = Field(default_factory=list)
     pinyin_terms: list[str] = Field(default_factory=list)
     variants: dict[str, list[str]] = Field(default_factory=dict)
 
@@ -109,6 +110,10 @@ class Normalizer:
         self._symbol_re = _alternation(list(spellings.symbols))
         self._latin_re = re.compile("|".join(f"({a.pattern})" for a in spellings.latin)) if spellings.latin else None
         self._latin_out = tuple(a.to for a in spellings.latin)
+        self._nick_re = (
+            re.compile("|".join(f"({a.pattern})" for a in spellings.nicknames)) if spellings.nicknames else None
+        )
+        self._nick_out = tuple(a.to for a in spellings.nicknames)
         terms = sorted(spellings.pinyin_terms, key=len, reverse=True)
         self._pinyin_re = (
             re.compile("|".join(f"({_pinyin_regex(t)})" for t in terms)) if terms else None
@@ -120,6 +125,9 @@ class Normalizer:
 
     def _latin(self, m: re.Match[str]) -> str:
         return self._latin_out[(m.lastindex or 1) - 1]
+
+    def _nick(self, m: re.Match[str]) -> str:
+        return self._nick_out[(m.lastindex or 1) - 1]
 
     def _pinyin(self, m: re.Match[str]) -> str:
         return self._pinyin_out[(m.lastindex or 1) - 1]
@@ -137,11 +145,12 @@ class Normalizer:
             s = self._t2s.convert(s)
             if self._symbol_re is not None:
                 s = self._symbol_re.sub(self._symbol, s)
-        if _LATIN_RE.search(s) is not None:
-            if self._pinyin_re is not None:
-                s = self._pinyin_re.sub(self._pinyin, s)
-            if self._latin_re is not None:
-                s = self._latin_re.sub(self._latin, s)
+        if _LATIN_RE.search(s) is not None and self._pinyin_re is not None:
+            s = self._pinyin_re.sub(self._pinyin, s)
+        if _LATIN_OR_DIGIT_RE.search(s) is not None and self._latin_re is not None:
+            s = self._latin_re.sub(self._latin, s)
+        if self._nick_re is not None and _NICK_TRIGGER_RE.search(s) is not None:
+            s = self._nick_re.sub(self._nick, s)
         return s
 
     def _variants_of(self, s: str) -> str:
@@ -155,6 +164,8 @@ class Normalizer:
 
 
 _LATIN_RE = re.compile(r"[a-z]")
+_LATIN_OR_DIGIT_RE = re.compile(r"[a-z0-9]")
+_NICK_TRIGGER_RE = re.compile(r"[薇威维徽微企扣]")
 _DROP_RE = re.compile(r"[^\w.%]+|_|(?<!\d)\.|\.(?!\d)")
 _INSERTED_RE = re.compile(rf"(?<=[{_CJK}])(?:[^\w{_CLAUSE_PUNCT}]|_)+(?=[{_CJK}])")
 """A run of separators between two Chinese characters that holds no clause punctuation."""
