@@ -148,7 +148,14 @@ def test_api_beyond_loopback_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FANZHA_HTTP_HOST", "0.0.0.0")
     with pytest.raises(SettingsError, match="FANZHA_API_TOKEN"):
         load_settings(_env_file=None)
-    monkeypatch.setenv("FANZHA_API_TOKEN", "t")
+    monkeypatch.setenv("FANZHA_API_TOKEN", "")  # empty is no token, never "auth off"
+    with pytest.raises(SettingsError, match="FANZHA_HTTP_HOST"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("FANZHA_API_TOKEN", "short-token")
+    with pytest.raises(SettingsError, match="at least 16") as err:
+        load_settings(_env_file=None)
+    assert "short-token" not in str(err.value)  # a secret is never echoed
+    monkeypatch.setenv("FANZHA_API_TOKEN", "t" * 16)
     assert load_settings(_env_file=None).http_host == "0.0.0.0"
 
 
