@@ -90,6 +90,8 @@ class Runtime:
         return self.redis is not None and await store_ready(self.redis)
 
     async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.store.drain()  # background lock releases, bounded
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
@@ -35,7 +36,11 @@ from bot.settings import Settings, SettingsError
 log = logging.getLogger("bot.store")
 
 Client = Redis | RedisCluster
-CLIENT_NAME = "fanzha"
+
+def client_name() -> str:
+    """``fanzha-<pid>``: lets the embedded server see which bot processes still use it."""
+    return f"fanzha-{os.getpid()}"
+
 HEALTH_CHECK_INTERVAL_S = 5
 READY_TIMEOUT_S = 0.8
 """``/readyz`` must answer within 1 s, whatever Redis does."""
@@ -53,7 +58,7 @@ def client_options(timeout_s: float) -> dict[str, Any]:
         "socket_connect_timeout": timeout_s,
         "retry": _retry(),
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
-        "client_name": CLIENT_NAME,
+        "client_name": client_name(),
     }
 
 
