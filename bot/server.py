@@ -12,7 +12,7 @@ import signal
 
 from aiohttp import web
 
-from bot.http_app import make_app
+from bot.http_app import RUNNER_OPTIONS, make_app
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.tips import run_tips
@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> int:
 
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = make_app(pipeline.handle, ready, api_token=token)
-    runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None)
+    runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None, **RUNNER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

@@ -94,8 +94,7 @@ async def test_redis_down_gives_static_answer_and_recovers(make_pipeline, tmp_pa
         assert "110" in joined(down)
         unknown = await say(pipeline, "菜单", user="rd")
         assert joined(unknown) == text_of(kb, "static_fallback")
-        server2 = EmbeddedValkey(tmp_path / "v")
-        server2._server._desired_port = int(port)  # come back where the client expects it
+        server2 = EmbeddedValkey(tmp_path / "v", port=int(port))  # back where the client expects it
         server2.start()
         try:
             for _ in range(50):

@@ -90,9 +90,10 @@ def _answers(port: int) -> bool:
 class EmbeddedValkey:
     """Start (or join) the one persistent Valkey of ``data_dir`` on a loopback port."""
 
-    def __init__(self, data_dir: Path, persist: bool = True) -> None:
+    def __init__(self, data_dir: Path, persist: bool = True, port: int | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.persist = persist
+        self.wanted_port = port
         self.port: int | None = None
         self.started_here = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -138,7 +139,7 @@ class EmbeddedValkey:
         return port if _answers(port) else None
 
     def _launch(self, lock_fd: int, deadline: float) -> str:
-        port = _free_port()
+        port = self.wanted_port or _free_port()
         conf = self.data_dir / "valkey.conf"
         generate_config_file(conf, port, self.data_dir, {
             "appendonly": "yes", "appendfsync": "everysec", "save": "",
