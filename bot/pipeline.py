@@ -165,7 +165,7 @@ class Pipeline:
             log.warning("store unavailable, static answer",
                         extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
             return self._static(msg, u)
-        except Exception as exc:  # noqa: BLE001 - the user must get an answer whatever broke
+        except Exception as exc:  # the user must get an answer whatever broke
             metrics.ERRORS.labels("pipeline").inc()
             log.error("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__,
                                             "where": _frames(exc)})

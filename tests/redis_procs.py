@@ -87,7 +87,7 @@ class RedisProc:
             extra = self.args
         cmd += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--save", "", "--protected-mode", "no", *extra]
-        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.dir / "server.log", "ab")  # handed to the child, closed here
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         log.close()
         deadline = time.monotonic() + wait_s
