@@ -43,8 +43,10 @@ READY_TIMEOUT_S = 0.9
 REPLAY_HEADER = "Idempotent-Replayed"
 """Set to ``true`` on the answer to a repeated ``msg_id`` (the first delivery's answer)."""
 
-RUNNER_OPTIONS: dict[str, Any] = {"keepalive_timeout": HEADER_TIMEOUT_S}
-"""Pass to ``web.AppRunner``: idle and header-less connections are closed after this long."""
+RUNNER_OPTIONS: dict[str, Any] = {"keepalive_timeout": HEADER_TIMEOUT_S, "lingering_time": 1.0}
+"""Pass to ``web.AppRunner``: idle and header-less connections are closed after
+``HEADER_TIMEOUT_S``; after an answer to an unread body (401, 408, 415) the rest of the body
+is drained for at most a second, not aiohttp's default ten."""
 
 Handler = Callable[[IncomingMessage], Awaitable[Outcome]]
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -145,7 +147,9 @@ def make_app(
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         except TimeoutError:
-            return _error(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
+            slow = _error(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
+            slow.force_close()  # and do not wait for the rest of it
+            return slow
         except (RequestPayloadError, HttpProcessingError, ValueError):  # gzip/deflate that is not
             bad = _error(400, "body could not be decoded (Content-Encoding does not match the data)")
             bad.force_close()  # the rest of the stream cannot be parsed: do not try to drain it

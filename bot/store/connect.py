@@ -119,7 +119,10 @@ async def store_ready(client: Client) -> bool:
             if not role or role[0] not in (b"master", "master"):
                 return False
             info = await client.info("cluster")
-            return not int(info.get("cluster_enabled", 0))
+            if int(info.get("cluster_enabled", 0)):
+                return False
+            persistence = await client.info("persistence")
+            return not int(persistence.get("loading", 0))  # scripts fail while the AOF loads
     except Exception:  # readiness is a yes/no question
         return False
 
