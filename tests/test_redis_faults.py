@@ -226,8 +226,8 @@ async def test_a_message_waiting_on_a_killed_holder_is_processed(
     settings = _settings(tmp_path, redis_url=server.url, lock_wait_s=1.0, lock_ttl_ms=3000)
     client = make_client(settings)
     pipeline = _pipeline(settings, client, kb, _matcher_scanner)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, server.url, "3000"], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    holder = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-c", HOLDER, server.url, "3000"],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 30)
