@@ -28,6 +28,7 @@ from bot.http_app import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, REPLAY_HEADER, WEB_DI
 from bot.pipeline import Pipeline
 from knowledge.schema import KnowledgeBase
 
+from .conftest import topology_env
 from .helpers import text_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_unsafe_or_broken_settings_stop_start_up_with_one_line(tmp_path: Path, e
 def running_bot(redis_url: str, redis: Redis) -> Iterator[int]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FANZHA_")}
-    env.update({"FANZHA_REDIS_URL": redis_url, "FANZHA_HTTP_PORT": str(port), "FANZHA_LOG_LEVEL": "WARNING"})
+    env.update({**topology_env(redis_url), "FANZHA_HTTP_PORT": str(port), "FANZHA_LOG_LEVEL": "WARNING"})
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
