@@ -338,9 +338,10 @@ def f_dead_holder(repo: Path, tmp: Path) -> list[Row]:
         t0 = time.monotonic()
         r = bot.post("dh", "我被骗了两千块，刷单的", "dh-1")
         took = time.monotonic() - t0
-        rec = until_all_real(bot, ["dh"])
+        rec = None if kind(r) == "real" else until_all_real(bot, ["dh"])
+        first_real = took if rec is None else took + rec
         return [(f"a holder died holding the lock (its {ttl.replace('_', ',')} ms lease left)",
-                 f"the waiting message: {kind(r)} after {took:.1f} s", secs(took if kind(r) == "real" else rec))]
+                 f"the waiting message: {kind(r)} after {took:.1f} s", secs(first_real))]
     finally:
         server.kill()
         bot.stop()
