@@ -205,7 +205,7 @@ def _slow_client(port: int, first: bytes, drip: bytes, limit_s: float) -> tuple[
 
 async def test_slowloris_headers_and_bodies_are_cut_off(running_bot: int) -> None:
     port = running_bot
-    limit = max(HEADER_TIMEOUT_S, BODY_TIMEOUT_S) + 8
+    limit = max(HEADER_TIMEOUT_S, BODY_TIMEOUT_S) + 15  # aiohttp's default held them ≥ 75 s
     headers = asyncio.to_thread(_slow_client, port, b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\n",
                                 b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", limit)
     body = asyncio.to_thread(
@@ -213,9 +213,9 @@ async def test_slowloris_headers_and_bodies_are_cut_off(running_bot: int) -> Non
         b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{",
         b'"', limit)
     (h_time, _), (b_time, b_got) = await asyncio.gather(headers, body)
-    assert h_time < HEADER_TIMEOUT_S + 3, f"header slowloris held {h_time:.0f}s"
-    assert b_time < BODY_TIMEOUT_S + 3, f"body slowloris held {b_time:.0f}s"
-    assert b" 408 " in b_got.split(b"\r\n", 1)[0]
+    assert h_time < HEADER_TIMEOUT_S + 6, f"header slowloris held {h_time:.0f}s"
+    assert b_time < BODY_TIMEOUT_S + 6, f"body slowloris held {b_time:.0f}s"
+    assert b" 408 " in b_got.split(b"\r\n", 1)[0], b_got[:200]
 
 
 # -- 10. a code written before the word 验证码 ---------------------------------------------------------
