@@ -204,6 +204,30 @@ async def test_after_a_restart_no_stale_connection_gives_a_static_answer(
         await client.aclose()
 
 
+async def test_a_restart_blip_costs_no_user_a_static_answer(
+    tmp_path: Path, procs: list[rp.RedisProc], kb: KnowledgeBase, _matcher_scanner  # type: ignore[no-untyped-def]
+) -> None:
+    server = await asyncio.to_thread(rp.standalone, tmp_path, "--appendonly", "yes")
+    procs.append(server)
+    settings = _settings(tmp_path, redis_url=server.url)
+    client = make_client(settings)
+    pipeline = _pipeline(settings, client, kb, _matcher_scanner)
+    try:
+        assert _real(await _say(pipeline, "blip", "我的微信号被盗了", "blip-1"))
+        server.stop()
+
+        async def come_back() -> None:
+            await asyncio.sleep(0.15)
+            await asyncio.to_thread(server.start)
+
+        back = asyncio.create_task(come_back())
+        out = await _say(pipeline, "blip", "下一步", "blip-2")  # sent while Redis is down
+        await back
+        assert _real(out) and out.scenario == "account_stolen", out.state
+    finally:
+        await client.aclose()
+
+
 # -- 6. a holder killed while it holds the lock ---------------------------------------------------
 HOLDER = """
 import asyncio, sys

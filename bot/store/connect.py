@@ -26,10 +26,10 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from bot.settings import Settings, SettingsError
 
@@ -47,7 +47,9 @@ READY_TIMEOUT_S = 0.8
 
 
 def _retry() -> Retry:
-    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries=3,
+    """Four retries, 0.4–0.75 s in all: a restart blip (``systemctl restart``, a failover
+    switch) costs no user a static answer; a Redis that stays down delays it by that much."""
+    return Retry(EqualJitterBackoff(base=0.025, cap=0.4), retries=4,
                  supported_errors=(RedisConnectionError, ConnectionResetError, ConnectionRefusedError))
 
 
