@@ -50,7 +50,7 @@ def _retry() -> Retry:
     """Four retries, 0.4–0.75 s in all: a restart blip (``systemctl restart``, a failover
     switch) costs no user a static answer; a Redis that stays down delays it by that much."""
     return Retry(EqualJitterBackoff(base=0.025, cap=0.4), retries=4,
-                 supported_errors=(RedisConnectionError, ConnectionResetError, ConnectionRefusedError))
+                 supported_errors=(RedisConnectionError,))  # redis-py wraps socket errors in it
 
 
 def client_options(timeout_s: float) -> dict[str, Any]:
