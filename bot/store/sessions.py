@@ -234,8 +234,6 @@ class SessionStore:
         if entry is None:
             entry = self._local[conv] = _LocalLock()
         if cap and entry.users > cap:
-            if entry.users == 0:
-                self._local.pop(conv, None)
             raise RateLimited(0)
         entry.users += 1
         try:
