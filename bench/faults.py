@@ -395,6 +395,8 @@ def _slow(port: int, first: bytes, drip: bytes, limit: float) -> float:
                 continue
             except TimeoutError:
                 pass
+            except OSError:
+                break
             try:
                 s.sendall(drip)
             except OSError:

@@ -195,6 +195,8 @@ def _slow_client(port: int, first: bytes, drip: bytes, limit_s: float) -> tuple[
                 continue
             except TimeoutError:
                 pass
+            except OSError:  # reset by the server: it hung up
+                break
             try:
                 s.sendall(drip[i % len(drip):][:1])
             except OSError:
