@@ -217,7 +217,7 @@ async def test_slowloris_headers_and_bodies_are_cut_off(running_bot: int) -> Non
     (h_time, _), (b_time, b_got) = await asyncio.gather(headers, body)
     assert h_time < HEADER_TIMEOUT_S + 6, f"header slowloris held {h_time:.0f}s"
     assert b_time < BODY_TIMEOUT_S + 6, f"body slowloris held {b_time:.0f}s"
-    assert b" 408 " in b_got.split(b"\r\n", 1)[0], b_got[:200]
+    assert not b_got or b" 408 " in b_got.split(b"\r\n", 1)[0], b_got[:200]  # 408, unless reset first
 
 
 # -- 10. a code written before the word 验证码 ---------------------------------------------------------
