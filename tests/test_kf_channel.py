@@ -407,3 +407,13 @@ async def test_refused_secret_makes_the_channel_not_ready(pipeline: Any, kb: Any
         assert w.calls == []  # nothing pulled, so nothing lost: the cursor is where it was
     finally:
         await close(w)
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³"])
+async def test_non_ascii_digit_timestamp_is_403_not_5xx(kf: Wired, timestamp: str) -> None:
+    """``str.isdigit`` accepts superscripts, which ``int`` then refuses: that was a 500."""
+    nonce = "1"
+    echostr = wx.encrypt(wx.KF_AES_KEY, CORP_ID, b"1")
+    q = {"msg_signature": wx.sha1(wx.KF_TOKEN, timestamp, nonce, echostr), "timestamp": timestamp,
+         "nonce": nonce, "echostr": echostr}
+    assert (await kf.client.get("/wechat/kf", params=q)).status == 403

@@ -36,7 +36,7 @@ async def fake() -> AsyncIterator[FakeWeChatApi]:
 
 
 def mp_settings(fake: FakeWeChatApi, **overrides: Any) -> MpSettings:
-    values: dict[str, Any] = dict(token=wx.MP_TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=wx.MP_AES_KEY,
+    values: dict[str, Any] = dict(token=wx.MP_TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=None,
                                   api_base=fake.url, send_interval_user_s=0.02, send_interval_global_s=0.0,
                                   send_retry_backoff_s=0.01)
     values.update(overrides)
@@ -79,7 +79,19 @@ async def wire(pipeline: Any, kb: Any, redis: Any, settings: MpSettings, slow_s:
 
 @pytest.fixture
 async def mp(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> AsyncIterator[Wired]:
+    """A 公众号 in plain mode (no EncodingAESKey)."""
     w = await wire(pipeline, kb, redis, mp_settings(fake))
+    try:
+        yield w
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+
+
+@pytest.fixture
+async def mps(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> AsyncIterator[Wired]:
+    """A 公众号 in safe mode (EncodingAESKey set)."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, aes_key=wx.MP_AES_KEY))
     try:
         yield w
     finally:
@@ -121,7 +133,8 @@ async def test_plain_mode_multi_message_answer_first_passive_rest_in_order(mp: W
     assert len(fake.of("/cgi-bin/token")) == 1  # one token for all sends
 
 
-async def test_safe_mode_decrypts_and_answers_encrypted(mp: Wired) -> None:
+async def test_safe_mode_decrypts_and_answers_encrypted(mps: Wired) -> None:
+    mp = mps
     query, body = wx.mp_safe(wx.mp_text("oUser2", "我的微信号被盗了怎么办", "20001"), APP_ID)
     status, text = await mp.post(query, body)
     assert status == 200
@@ -201,8 +214,35 @@ async def test_forged_or_missing_signature_is_403_and_nothing_processed(mp: Wire
     assert (await mp.post({**wx.mp_plain_query(), "signature": "f" * 40}, xml))[0] == 403
     assert (await mp.post({}, xml))[0] == 403
     assert (await mp.post(wx.mp_plain_query(token="wrongtoken"), xml))[0] == 403
-    query, body = wx.mp_safe(xml, APP_ID)
-    assert (await mp.post({**query, "msg_signature": "0" * 40}, body))[0] == 403
+    assert mp.calls == []
+
+
+async def test_forged_msg_signature_is_403_in_safe_mode(mps: Wired) -> None:
+    query, body = wx.mp_safe(wx.mp_text("oBad", "你好", "80002"), APP_ID)
+    assert (await mps.post({**query, "msg_signature": "0" * 40}, body))[0] == 403
+    assert (await mps.post({k: v for k, v in query.items() if k != "msg_signature"}, body))[0] == 403
+    assert mps.calls == []
+
+
+async def test_safe_mode_refuses_a_plain_body(mps: Wired) -> None:
+    """In plain mode the signature covers only token, timestamp and nonce, never the body: a
+    safe-mode account that took plain callbacks would let anyone holding one signed URL (proxy
+    logs...) post any message for the whole clock-skew window. WeChat's 兼容模式 and 安全模式
+    both call with ``encrypt_type=aes``, so nothing legitimate is refused."""
+    xml = wx.mp_text("oForged", "菜单", "80003")
+    assert (await mps.post(wx.mp_plain_query(), xml))[0] == 403
+    assert (await mps.post({**wx.mp_plain_query(), "encrypt_type": "raw"}, xml))[0] == 403
+    assert mps.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³", "١٧٠٠٠٠٠٠٠٠"])
+async def test_non_ascii_digit_timestamp_is_403_not_5xx(mp: Wired, timestamp: str) -> None:
+    """``str.isdigit`` accepts superscripts (``int`` then raises) and Arabic-Indic digits."""
+    nonce = "1"
+    query = {"timestamp": timestamp, "nonce": nonce, "signature": wx.sha1(wx.MP_TOKEN, timestamp, nonce)}
+    resp = await mp.client.get("/wechat/mp", params={**query, "echostr": "e"})
+    assert resp.status == 403
+    assert (await mp.post(query, wx.mp_text("oTs", "你好", "80004")))[0] == 403
     assert mp.calls == []
 
 
@@ -223,7 +263,8 @@ async def test_malformed_xml_is_400(mp: Wired, body: str) -> None:
     assert status == 400 and mp.calls == []
 
 
-async def test_wrong_appid_and_bad_padding_are_400(mp: Wired) -> None:
+async def test_wrong_appid_and_bad_padding_are_400(mps: Wired) -> None:
+    mp = mps
     xml = wx.mp_text("oX", "你好", "82001")
     query, body = wx.mp_safe(xml, "wx0000000000000000")
     assert (await mp.post(query, body))[0] == 400
@@ -362,7 +403,7 @@ def test_split_and_pack_respect_bytes_and_count() -> None:
     assert len(out) == 2 and dropped == 2
 
 
-async def test_random_bad_input_never_gets_a_5xx(mp: Wired) -> None:
+async def test_random_bad_input_never_gets_a_5xx(mp: Wired, mps: Wired) -> None:
     """Signed requests (so they reach the parsers) with garbage bodies, in both modes."""
     import random
 
@@ -381,7 +422,7 @@ async def test_random_bad_input_never_gets_a_5xx(mp: Wired) -> None:
             enc = body if isinstance(body, str) else body.hex()
             query |= {"encrypt_type": "aes", "msg_signature": wx.sha1(wx.MP_TOKEN, query["timestamp"], str(i), enc)}
             body = f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
-        status, _ = await mp.post(query, body)
+        status, _ = await (mps if i % 2 else mp).post(query, body)
         statuses.add(status)
     assert statuses <= {200, 400, 403}, statuses
     assert 400 in statuses

@@ -29,7 +29,7 @@ from redis.exceptions import LockError, RedisError
 
 from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
-from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature_ok
+from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature_ok, timestamp_fresh
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
 from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, parse
@@ -134,9 +134,7 @@ class KfChannel:
         EVENTS.labels(CHANNEL, event).inc(n)
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            return False
-        return abs(time.time() - int(timestamp)) <= self.settings.max_clock_skew_s
+        return timestamp_fresh(timestamp, self.settings.max_clock_skew_s, time.time())
 
     def _refuse(self, status: int, event: str, message: str) -> web.Response:
         self._count(event)

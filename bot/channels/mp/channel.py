@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 
 from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
-from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature, signature_ok
+from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature, signature_ok, timestamp_fresh
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
 from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, encrypted_envelope, parse, text_reply
@@ -120,9 +120,7 @@ class MpChannel:
         EVENTS.labels(CHANNEL, event).inc()
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            return False
-        return abs(time.time() - int(timestamp)) <= self.settings.max_clock_skew_s
+        return timestamp_fresh(timestamp, self.settings.max_clock_skew_s, time.time())
 
     def _refuse(self, status: int, event: str, message: str) -> web.Response:
         self._count(event)
@@ -169,6 +167,11 @@ class MpChannel:
         except XmlError:
             return self._refuse(400, "bad_xml", "malformed XML")
         safe = q.get("encrypt_type", "raw").lower() == "aes"
+        if not safe and self.crypto is not None:
+            # A plain-mode signature covers token, timestamp and nonce but not the body: with
+            # safe mode configured, a plain callback is unauthenticated and is refused.
+            return self._refuse(403, "plain_in_safe_mode",
+                                "safe mode is configured: plain callbacks are refused")
         if safe:
             if self.crypto is None:
                 return self._refuse(400, "aes_not_configured", "safe mode needs FANZHA_MP_AES_KEY")
