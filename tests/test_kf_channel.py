@@ -212,6 +212,10 @@ async def test_human_with_servicer_hands_over_and_bot_stays_quiet(
         assert len(trans) == 1 and trans[0].body == {"open_kfid": KFID, "external_userid": "wmH2",
                                                      "service_state": 3, "servicer_userid": "zhangsan"}
         assert sent_texts(fake, "wmH2") == [text_of(kb, "kf_handoff")]
+        # the notice went out while the bot still had the conversation: once a human has it
+        # the platform refuses API sends (95018), so the order is notice first, then trans
+        assert [c.body["touser"] for c in fake.delivered if c.body] == ["wmH2"]
+        assert fake.calls.index(fake.delivered[0]) < fake.calls.index(trans[0])
         fake.customer_message(KFID, "wmH2", "我的微信号被盗了怎么办")  # now talking to the human
         await w.notify()
         await w.idle()
@@ -231,8 +235,10 @@ async def test_failed_handoff_falls_back_to_the_honest_answer(
         fake.fail(TRANS, {"errcode": 95014, "errmsg": "servicer not in this account"})
         fake.customer_message(KFID, "wmH3", "人工")
         await w.notify()
-        await until(lambda: len(fake.of(SEND)) == 1)
-        assert kb.hotlines["110"].number in sent_texts(fake, "wmH3")[0]
+        await until(lambda: len(fake.of(SEND)) == 3)
+        notice, failed, honest = sent_texts(fake, "wmH3")
+        assert notice == text_of(kb, "kf_handoff") and failed == text_of(kb, "kf_handoff_failed")
+        assert kb.hotlines["110"].number in honest and honest != notice
     finally:
         await close(w)
 

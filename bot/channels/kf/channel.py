@@ -51,6 +51,8 @@ STATE_HUMAN = 3
 SESSION_ENDED = 3
 """session_status_change change_type 3: the servicer ended the session."""
 CURSOR_TTL_S = 180 * 24 * 3600
+HANDOFF_NOTICE_WAIT_S = 30.0
+"""How long a handoff waits for its notice to be delivered before transferring anyway."""
 
 
 def _plain(status: int, text: str) -> web.Response:
@@ -312,10 +314,14 @@ class KfChannel:
         if outcome.duplicate:
             self._count("duplicate")
             return
-        if outcome.handoff and self.settings.servicer_userid and await self._hand_over(kfid, user):
-            self.outbox.put(self._outgoing(kfid, user, [render_text(self.kb, "kf_handoff")]))
-            return
-        self.outbox.put(self._outgoing(kfid, user, self._pack([r.text for r in outcome.replies])))
+        texts = [r.text for r in outcome.replies]
+        if outcome.handoff and self.settings.servicer_userid:
+            handed, told = await self._hand_over(kfid, user)
+            if handed:
+                return
+            if told:  # "transferring..." is out: say it did not work before the honest answer
+                texts = [render_text(self.kb, "kf_handoff_failed"), *texts]
+        self.outbox.put(self._outgoing(kfid, user, self._pack(texts)))
 
     def _pack(self, texts: list[str]) -> list[str]:
         """At most ``max_sends_per_message`` texts (the platform allows five per customer message)."""
@@ -376,7 +382,20 @@ class KfChannel:
         else:
             await self.redis.delete(key)
 
-    async def _hand_over(self, kfid: str, user: str) -> bool:
+    async def _hand_over(self, kfid: str, user: str) -> tuple[bool, bool]:
+        """Tell the customer, then give the conversation to the servicer: (handed over, told).
+
+        The notice goes first and is waited for: once a human has the conversation (state 3)
+        the platform refuses API sends (95018), so a notice sent after the transfer is lost.
+        """
+        notice = self._outgoing(kfid, user, [render_text(self.kb, "kf_handoff")])[0]
+        notice.done = asyncio.get_running_loop().create_future()
+        self.outbox.put([notice])
+        told = False
+        try:
+            told = await asyncio.wait_for(asyncio.shield(notice.done), timeout=HANDOFF_NOTICE_WAIT_S)
+        except TimeoutError:
+            log.warning("微信客服 handoff notice still queued; handing over anyway", extra={"channel": CHANNEL})
         try:
             await self.api.call("/cgi-bin/kf/service_state/trans", {
                 "open_kfid": kfid, "external_userid": user, "service_state": STATE_HUMAN,
@@ -385,13 +404,13 @@ class KfChannel:
         except ApiError as exc:
             self._count("handoff_failed")
             log.warning("微信客服 handoff failed: %s", exc, extra={"channel": CHANNEL})
-            return False
+            return False, told
         self._count("handoff")
         try:
             await self._set_human(kfid, user, True)
         except (RedisError, OSError):
             pass
-        return True
+        return True, told
 
     # -- the API -------------------------------------------------------------------------
     async def _fetch_token(self, api: WxApi) -> tuple[str, int]:
