@@ -324,6 +324,21 @@ async def test_refused_credentials_make_the_channel_not_ready(pipeline: Any, kb:
         await w.client.close()
 
 
+async def test_refused_token_is_not_fetched_again_for_every_queued_send(pipeline: Any, kb: Any, redis: Any,
+                                                                        fake: FakeWeChatApi) -> None:
+    """A wrong secret (or a token endpoint outage) must not cost one /cgi-bin/token call per
+    message: that endpoint has a daily quota the account needs once the secret is fixed."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, app_secret="wrong-secret"))
+    try:
+        for i in range(8):
+            await w.plain(wx.mp_text(f"oStorm{i}", MULTI, f"95{i:03d}"))
+        await until(lambda: w.channel.outbox.lost == 16)  # every one logged as lost, none silent
+        assert len(fake.of("/cgi-bin/token")) == 1
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+
+
 async def test_token_shared_by_two_processes_through_redis(pipeline: Any, kb: Any, redis: Any,
                                                            fake: FakeWeChatApi) -> None:
     a = await wire(pipeline, kb, redis, mp_settings(fake))
