@@ -4,6 +4,7 @@ fake of qyapi.weixin.qq.com â†’ the real pipeline (real Redis-protocol server) â
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from tests.helpers import text_of
 from tests.wechaty_peer.support import until
 from tests.wx_peer import callbacks as wx
 from tests.wx_peer.fake_api import CORP_ID, CORP_SECRET, FakeWeChatApi
+from tests.wx_peer.fuzz import odd_body, odd_value
 
 SEND = "/cgi-bin/kf/send_msg"
 SYNC = "/cgi-bin/kf/sync_msg"
@@ -423,3 +425,24 @@ async def test_non_ascii_digit_timestamp_is_403_not_5xx(kf: Wired, timestamp: st
     q = {"msg_signature": wx.sha1(wx.KF_TOKEN, timestamp, nonce, echostr), "timestamp": timestamp,
          "nonce": nonce, "echostr": echostr}
     assert (await kf.client.get("/wechat/kf", params=q)).status == 403
+
+
+async def test_kf_signed_fuzz_never_5xx(kf: Wired) -> None:
+    rng = random.Random(2027)
+    statuses: set[int] = set()
+    for i in range(200):
+        ts, nonce = odd_value(rng), odd_value(rng)
+        body = odd_body(rng)
+        enc = wx.encrypt(wx.KF_AES_KEY, CORP_ID, body if isinstance(body, bytes) else body.encode())
+        try:
+            sig = wx.sha1(wx.KF_TOKEN, ts, nonce, enc)
+        except UnicodeEncodeError:
+            sig = "0" * 40
+        query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
+        if i % 3 == 0:
+            resp = await kf.client.get("/wechat/kf", params={**query, "echostr": enc})
+        else:
+            resp = await kf.client.post("/wechat/kf", params=query, data=f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
+        statuses.add(resp.status)
+    assert statuses <= {200, 400, 403}, statuses
+    assert {200, 403} <= statuses

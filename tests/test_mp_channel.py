@@ -4,6 +4,7 @@ server) → passive reply + customer-service sends to a local fake of api.weixin
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from tests.helpers import text_of
 from tests.wechaty_peer.support import until
 from tests.wx_peer import callbacks as wx
 from tests.wx_peer.fake_api import APP_ID, APP_SECRET, FakeWeChatApi
+from tests.wx_peer.fuzz import odd_body, odd_value
 
 SEND = "/cgi-bin/message/custom/send"
 MULTI = "我被骗了两千块钱，对方是刷单的"  # three replies from the pipeline
@@ -441,3 +443,31 @@ async def test_random_bad_input_never_gets_a_5xx(mp: Wired, mps: Wired) -> None:
         statuses.add(status)
     assert statuses <= {200, 400, 403}, statuses
     assert 400 in statuses
+
+
+async def test_mp_signed_fuzz_never_5xx(mp: Wired, mps: Wired) -> None:
+    rng = random.Random(2026)
+    statuses: set[int] = set()
+    for i in range(300):
+        ts, nonce = odd_value(rng), odd_value(rng)
+        try:
+            sig = wx.sha1(wx.MP_TOKEN, ts, nonce)
+        except UnicodeEncodeError:
+            sig = "0" * 40
+        query: dict[str, Any] = {"signature": sig, "timestamp": ts, "nonce": nonce, "openid": odd_value(rng)}
+        if i % 4 == 0:
+            resp = await mp.client.get("/wechat/mp", params={**query, "echostr": odd_value(rng)})
+            statuses.add(resp.status)
+            continue
+        target, body = mp, odd_body(rng)
+        if i % 4 == 1:  # safe mode: the inner message is the garbage, encrypted and signed properly
+            target = mps
+            inner = body if isinstance(body, bytes) else body.encode()
+            enc = wx.encrypt(wx.MP_AES_KEY, APP_ID, inner)
+            query |= {"encrypt_type": rng.choice(["aes", "AES", "aes "]),
+                      "msg_signature": wx.sha1(wx.MP_TOKEN, ts, nonce, enc) if sig != "0" * 40 else "0"}
+            body = f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+        resp = await target.client.post("/wechat/mp", params=query, data=body)
+        statuses.add(resp.status)
+    assert statuses <= {200, 400, 403}, statuses
+    assert {200, 400, 403} <= statuses  # the run did reach every outcome
