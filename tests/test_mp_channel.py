@@ -471,3 +471,11 @@ async def test_mp_signed_fuzz_never_5xx(mp: Wired, mps: Wired) -> None:
         statuses.add(resp.status)
     assert statuses <= {200, 400, 403}, statuses
     assert {200, 400, 403} <= statuses  # the run did reach every outcome
+
+
+async def test_subscribe_greets_once(mp: Wired, kb: Any) -> None:
+    """The welcome comes before the menu, and the menu introduces the bot itself: the
+    follower must not be greeted twice in one message ("…我是反诈助手… 你好，我是反诈助手…")."""
+    status, body = await mp.plain(wx.mp_event("oGreet", "subscribe"))
+    greeting = passive_text(body)
+    assert status == 200 and greeting.count("我是反诈助手") == 1 and greeting.count("不是真人") == 1
