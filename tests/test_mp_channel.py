@@ -479,3 +479,14 @@ async def test_subscribe_greets_once(mp: Wired, kb: Any) -> None:
     status, body = await mp.plain(wx.mp_event("oGreet", "subscribe"))
     greeting = passive_text(body)
     assert status == 200 and greeting.count("我是反诈助手") == 1 and greeting.count("不是真人") == 1
+
+
+async def test_plain_signed_url_cannot_carry_another_body(mp: Wired, fake: FakeWeChatApi) -> None:
+    """Plain mode signs only token+timestamp+nonce: a signed URL seen once (a proxy log) must
+    not carry a forged message; WeChat's own retry of the same request still gets through."""
+    query = wx.mp_plain_query(nonce="424242")
+    assert (await mp.post(query, wx.mp_text("oReal", "你好", "96001")))[0] == 200
+    assert (await mp.post(query, wx.mp_text("oReal", "你好", "96001")))[0] == 200  # WeChat's retry
+    assert (await mp.post(query, wx.mp_text("oVictim", "菜单", "96002")))[0] == 403
+    assert [c.user_id for c in mp.calls] == ["oReal", "oReal"]
+

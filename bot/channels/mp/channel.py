@@ -19,12 +19,14 @@ allowed to produce a 5xx. Logs carry hashed OpenIDs, never text, the token or se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
@@ -76,6 +78,8 @@ class MpChannel:
         self.outbox = Outbox(CHANNEL, self._deliver, per_recipient_s=settings.send_interval_user_s,
                              global_s=settings.send_interval_global_s, retries=settings.send_retries,
                              backoff_s=settings.send_retry_backoff_s)
+        self.redis = redis
+        self._seen_prefix = f"{key_prefix}:mp:seen:{settings.app_id}:"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._token_broken = False
@@ -187,6 +191,8 @@ class MpChannel:
             except XmlError:
                 return self._refuse(400, "bad_xml", "malformed XML inside Encrypt")
         else:
+            if await self._reused_for_another_body(ts, nonce, body):
+                return self._refuse(403, "replayed_signature", "signature already used for another message")
             msg = outer
         user, account, mtype = msg.get("FromUserName", ""), msg.get("ToUserName", ""), msg.get("MsgType", "")
         if not user or not account or not mtype or len(user) > 64 or len(account) > 64:
@@ -215,6 +221,28 @@ class MpChannel:
             encrypted = self.crypto.encrypt(xml.encode("utf-8"))
             xml = encrypted_envelope(encrypted, signature(self._token, reply_ts, nonce, encrypted), reply_ts, nonce)
         return web.Response(text=xml, content_type="application/xml")
+
+    async def _reused_for_another_body(self, timestamp: str, nonce: str, body: bytes) -> bool:
+        """Plain mode: has this signed (timestamp, nonce) already come with a different body?
+
+        The plain signature covers only token, timestamp and nonce, so one signed URL seen in
+        a log would carry any body for the whole clock-skew window. Remembering the body each
+        signed URL first came with (for twice that window) lets WeChat's retries through (same
+        body; the pipeline's dedupe answers them) and refuses a different body. Redis down:
+        not checked rather than no service.
+        """
+        if self.redis is None:
+            return False
+        key = self._seen_prefix + hashlib.blake2b(f"{timestamp}\x1f{nonce}".encode(), digest_size=12).hexdigest()
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        try:
+            if await self.redis.set(key, digest, nx=True, ex=2 * self.settings.max_clock_skew_s):
+                return False
+            first = await self.redis.get(key)
+        except (RedisError, OSError):
+            return False
+        first_text = first.decode() if isinstance(first, bytes) else first
+        return first_text is not None and first_text != digest
 
     # -- messages ------------------------------------------------------------------------
     def _to_incoming(self, msg: dict[str, str], user: str, mtype: str) -> tuple[IncomingMessage | None, bool]:
