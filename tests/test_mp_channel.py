@@ -490,3 +490,24 @@ async def test_plain_signed_url_cannot_carry_another_body(mp: Wired, fake: FakeW
     assert (await mp.post(query, wx.mp_text("oVictim", "菜单", "96002")))[0] == 403
     assert [c.user_id for c in mp.calls] == ["oReal", "oReal"]
 
+
+async def test_passive_only_account_gets_the_whole_answer_in_one_reply(pipeline: Any, kb: Any, redis: Any,
+                                                                       fake: FakeWeChatApi) -> None:
+    """An account without the customer-service API (an unverified 订阅号) would lose every
+    message after the first (48001): with FANZHA_MP_PASSIVE_ONLY the answer is packed, in
+    order, into the one passive reply, and the API is never called."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, passive_only=True))
+    try:
+        replies = [r.text for r in (await pipeline.handle(IncomingMessage(
+            channel="probe", user_id="oProbe", text=MULTI, msg_id="p1"))).replies]
+        assert len(replies) >= 2
+        status, body = await w.plain(wx.mp_text("oPassive", MULTI, "97001"))
+        text = passive_text(body)
+        assert status == 200 and len(text.encode()) <= 2048
+        assert text.startswith(replies[0]) and replies[1] in text
+        await asyncio.sleep(0.2)
+        assert fake.of(SEND) == [] and fake.of("/cgi-bin/token") == []
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+

@@ -117,6 +117,11 @@ class MpChannel:
 
     async def send(self, to: str, text: str) -> None:
         """A proactive message to an OpenID (within WeChat's 48-hour window)."""
+        if self.settings.passive_only:
+            self._count("send_lost")
+            log.warning("公众号 (passive only): proactive message to %s not sent (no customer-service API)",
+                        tag(to), extra={"channel": CHANNEL})
+            return
         self.outbox.put([Outgoing(to, piece, tag(to)) for piece in split_bytes(text, self.settings.max_reply_bytes)])
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -294,6 +299,14 @@ class MpChannel:
         if not texts:
             return []
         size = self.settings.max_reply_bytes
+        if self.settings.passive_only:
+            # No customer-service API: as much of the answer as one passive reply holds, in order.
+            one, dropped = pack(texts, 1, size)
+            if dropped:
+                self._count("send_lost")
+                log.warning("公众号 (passive only): %d reply piece(s) did not fit the one passive reply", dropped,
+                            extra={"channel": CHANNEL})
+            return one
         first = split_bytes(texts[0], size)
         quota = min(self.settings.max_sends_per_message, SUBSCRIBE_QUOTA) if welcome else self.settings.max_sends_per_message
         rest, dropped = pack([*first[1:], *texts[1:]], quota, size)
@@ -305,8 +318,15 @@ class MpChannel:
 
     def _late(self, task: asyncio.Task[Outcome], user: str, welcome: bool) -> None:
         if task.cancelled() or task.exception() is not None:
+            self._count("send_lost")  # never silent, even though the pipeline does not raise
+            log.error("公众号: a late answer to %s failed", tag(user), extra={"channel": CHANNEL})
             return
         texts = self._texts(task.result(), welcome)
+        if texts and self.settings.passive_only:
+            self._count("send_lost")  # the passive reply is gone and there is no API to use
+            log.error("公众号 (passive only): the answer to %s missed the %.1f s reply budget and cannot be sent",
+                      tag(user), self.settings.reply_budget_s, extra={"channel": CHANNEL})
+            return
         self.outbox.put([Outgoing(user, t, tag(user)) for t in texts])
 
     # -- the customer-service API --------------------------------------------------------
