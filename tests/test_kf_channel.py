@@ -446,3 +446,19 @@ async def test_kf_signed_fuzz_never_5xx(kf: Wired) -> None:
         statuses.add(resp.status)
     assert statuses <= {200, 400, 403}, statuses
     assert {200, 403} <= statuses
+
+
+async def test_first_pull_without_a_cursor_skips_the_backlog(kf: Wired, fake: FakeWeChatApi) -> None:
+    """With no cursor yet (first start, or Redis lost its data) kf/sync_msg begins at the
+    oldest messages the platform keeps: the bot must not answer hours-old questions then."""
+    fake.customer_message(KFID, "wmBack", "我的微信号被盗了怎么办", send_time=int(time.time()) - 3600)
+    fake.customer_message(KFID, "wmNow", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) >= 1)
+    await kf.idle()
+    assert sent_texts(fake, "wmBack") == [] and len(sent_texts(fake, "wmNow")) >= 1
+    # once a cursor exists, a late-arriving older message is answered (it is new to us)
+    fake.customer_message(KFID, "wmLate", "我的微信号被盗了怎么办", send_time=int(time.time()) - 3600)
+    await kf.notify()
+    await until(lambda: len(sent_texts(fake, "wmLate")) >= 1)
+

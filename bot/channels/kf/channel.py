@@ -242,6 +242,10 @@ class KfChannel:
         try:
             raw = await self.redis.get(cursor_key)
             cursor = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            # No cursor yet: kf/sync_msg starts at the platform's oldest kept messages (days of
+            # them on an account that was already in use, or after Redis lost its data), and
+            # answering those now would reply to yesterday's questions, or twice.
+            backlog_before = time.time() - self.settings.first_pull_max_age_s if not cursor else None
             while self._started:
                 body: dict[str, Any] = {"cursor": cursor, "limit": self.settings.sync_limit}
                 if kfid:
@@ -252,7 +256,7 @@ class KfChannel:
                 items = out.get("msg_list") or []
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict):
-                        await self._on_item_safely(kfid, item)
+                        await self._on_item_safely(kfid, item, backlog_before)
                 nxt = out.get("next_cursor")
                 if isinstance(nxt, str) and nxt and nxt != cursor:
                     await self.redis.set(cursor_key, nxt, ex=CURSOR_TTL_S)
@@ -266,11 +270,11 @@ class KfChannel:
             except (LockError, RedisError, OSError):
                 log.warning("微信客服 sync lock already gone", extra={"channel": CHANNEL})
 
-    async def _on_item_safely(self, kfid: str, item: dict[str, Any]) -> None:
+    async def _on_item_safely(self, kfid: str, item: dict[str, Any], backlog_before: float | None = None) -> None:
         """One item that cannot be handled is logged and skipped: re-reading it forever would
         stop every later message of the account (a poison message)."""
         try:
-            await self._on_item(kfid, item)
+            await self._on_item(kfid, item, backlog_before)
         except (RedisError, OSError, LockError):
             raise  # the store is down: stop here, the cursor stays before this item
         except Exception as exc:
@@ -278,7 +282,7 @@ class KfChannel:
             log.error("微信客服 message %s not handled: %s", tag(str(item.get("msgid", ""))), type(exc).__name__,
                       extra={"channel": CHANNEL})
 
-    async def _on_item(self, kfid: str, item: dict[str, Any]) -> None:
+    async def _on_item(self, kfid: str, item: dict[str, Any], backlog_before: float | None = None) -> None:
         """One entry of msg_list: a customer's message, or an event."""
         origin = item.get("origin")
         msgtype = str(item.get("msgtype", ""))
@@ -296,6 +300,10 @@ class KfChannel:
         sent_at = item.get("send_time")
         if isinstance(sent_at, int) and time.time() - sent_at > self.settings.send_window_s:
             self._count("skipped_window")  # too old to answer: the platform refuses sends by now
+            return
+        if backlog_before is not None and isinstance(sent_at, int) and sent_at < backlog_before:
+            self._count("skipped_backlog")
+            log.info("微信客服: message from before the first pull not answered", extra={"channel": CHANNEL})
             return
         if await self._with_human(kfid, user):
             self._count("skipped_human")
