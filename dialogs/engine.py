@@ -387,7 +387,12 @@ class Dialog:
             guess = self._qa_guess(s, u)
             if guess is not None:
                 return self.answer(s, guess, u)
-        return self.name_pattern(s.scenario or "out_of_scope", u) or self.advance(s)
+        named = self.name_pattern(s.scenario or "out_of_scope", u)
+        if named:
+            return named
+        if s.scenario == "scam_check":  # a new detail of a live scam: the rule that covers it, not the next page
+            return [render_text(self.kb, "live_generic")]
+        return self.advance(s)
 
     def on_enter(self, s: Session, u: Understood) -> Replies:
         """Start (or switch to) the situation; a question asked in the same breath is answered after."""

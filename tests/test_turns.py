@@ -229,6 +229,10 @@ MOVES = [
     ("code_given", "我已经把验证码告诉他了"),
     ("fake_12381", "收到个12381发的短信 里面有个链接让我点"),
     ("relative_transferring", "我妈不听劝 还要把剩下的钱也转过去"),
+    ("impersonate_official", "对方自称是银行的 说我的卡要升级"),
+    ("pressure", "他一直催我别挂电话 马上转"),
+    ("qr_scan", "他发了个二维码叫我扫一下领退款"),
+    ("loan_offer", "有人说能帮我贷款 不看征信"),
 ]
 
 
@@ -240,6 +244,13 @@ def test_live_scam_moves_get_their_countermeasure(chat: Chat, kb: KnowledgeBase,
     assert move in (chat.last.moves if chat.last else [])
     assert render(kb, kb.moves[move].answer) in out
     assert chat.s.scenario in ("scam_check", "fraud_victim")
+
+
+def test_a_new_detail_of_a_live_scam_gets_the_rules_not_the_next_catalogue_page(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("有个自称客服的人一直在微信上找我")
+    step = chat.s.step
+    out = chat.say("对方说他们系统出了故障要处理一下")
+    assert out == render_text(kb, "live_generic") and chat.s.step == step
 
 
 def test_screen_sharing_then_stopped(chat: Chat, kb: KnowledgeBase) -> None:
