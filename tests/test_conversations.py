@@ -37,7 +37,7 @@ ISSUE_TARGET = 0.90
 
 BLIND_FLOOR = 0.70
 """What the held-out set must not fall below: a regression guard just under the measured
-72.8 % (the first untouched run gave 72.8 % too)."""
+73.2 % (the first untouched run gave 72.8 %)."""
 
 DEV_FLOOR = 0.95
 
