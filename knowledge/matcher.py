@@ -334,16 +334,15 @@ class Matcher:
         vocab = {str(k): int(v) for k, v in vec.vocabulary_.items()}
         m = cls(classes, vocab, vec.idf_, coef, intercept)
         m._sk = (vec, clf)
-        from knowledge.pinyin import PinyinModel
-
-        m._pinyin = PinyinModel(examples)
         return m
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> Matcher:
         """Train from ``kb.examples`` (knowledge/data/examples/<scenario>.txt)."""
         examples = {sid: kb.examples[sid] for sid in SCENARIO_IDS if kb.examples.get(sid)}
-        return cls.train(examples)
+        m = cls.train(examples)
+        m._pinyin = PinyinModel(examples)  # the scenario matcher only (the scanner trains Matcher too)
+        return m
 
     # ------------------------------------------------------------------ scoring
 
