@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bot.model_cache import load_or_build
 from bot.pipeline import Pipeline
 from bot.settings import Settings
 from bot.store.embedded import EmbeddedValkey
@@ -25,6 +26,23 @@ from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger("bot.runtime")
+
+
+def trained_models(kb: KnowledgeBase, data_dir: Path) -> tuple[Matcher, Scanner]:
+    """The matcher and scanner for ``kb``: from the cache under ``data_dir/models`` when the
+    knowledge data and model code are unchanged, else trained (and cached for next time)."""
+    samples = [lines[0] for _, lines in sorted(kb.examples.items()) if lines][:12]
+
+    def build() -> tuple[Matcher, Scanner]:
+        return Matcher.from_kb(kb), Scanner.from_kb(kb)
+
+    def probe(models: tuple[Matcher, Scanner]) -> list[object]:
+        matcher, scanner = models
+        return [(matcher.classify(t).model_dump(), scanner.scan(t).model_dump()) for t in samples]
+
+    models, cached = load_or_build(data_dir / "models", build, probe)
+    log.info("models ready", extra={"cached": cached})
+    return models
 
 
 def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
@@ -86,12 +104,15 @@ class Runtime:
 
     async def start(self) -> Pipeline:
         self.kb = load()
+        data_dir = Path(self.settings.data_dir)
+        models = asyncio.ensure_future(asyncio.to_thread(trained_models, self.kb, data_dir))
         url = self.settings.redis_url
-        if url is None:
-            self.embedded = EmbeddedValkey(Path(self.settings.data_dir) / "valkey")
+        if url is None:  # the server starts while the models load
+            self.embedded = EmbeddedValkey(data_dir / "valkey")
             url = await asyncio.to_thread(self.embedded.start)
         self.redis = make_redis(url, self.settings.redis_timeout_s)
-        self.pipeline = build_pipeline(self.settings, self.redis, self.kb)
+        matcher, scanner = await models
+        self.pipeline = build_pipeline(self.settings, self.redis, self.kb, matcher, scanner)
         return self.pipeline
 
     async def redis_ok(self) -> bool:
@@ -99,7 +120,7 @@ class Runtime:
             return False
         try:
             return bool(await self.redis.ping())
-        except Exception:  # noqa: BLE001 - readiness is a yes/no question
+        except Exception:  # readiness is a yes/no question
             return False
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from bot.http_app import make_app
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.tips import run_tips
+from bot.webchat import page_data, render_index
 
 log = logging.getLogger("bot.server")
 
@@ -43,14 +44,14 @@ async def serve(settings: Settings) -> int:
         return checks
 
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = make_app(pipeline.handle, ready, api_token=token)
+    app = make_app(pipeline.handle, ready, api_token=token, page=render_index(page_data(pipeline.kb)))
     runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     for ch in channels:
         await ch.start()  # type: ignore[attr-defined]
-    senders = {"wechaty": ch.send_to_room for ch in channels if hasattr(ch, "send_to_room")}
+    senders = {"wechaty": ch.send_to_room for ch in channels[-1:] if hasattr(ch, "send_to_room")}  # noqa: B035 - one Wechaty channel at most
     tips = asyncio.create_task(run_tips(pipeline.kb, pipeline.rooms, senders)) if senders else None
     host, port = settings.http_host, settings.http_port
     log.info("listening", extra={"url": f"http://{host}:{port}/"})
