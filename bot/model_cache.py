@@ -144,10 +144,13 @@ def _write(directory: Path, path: Path, models: object, answers: object) -> None
         log.warning("model cache not written", extra={"path": str(path), "error": type(exc).__name__})
 
 
-def load_or_build(directory: Path, build: Callable[[], T], probe: Callable[[T], object]) -> tuple[T, bool]:
+def load_or_build(
+    directory: Path, build: Callable[[], T], probe: Callable[[T], object], *, root: Path = KNOWLEDGE_DIR
+) -> tuple[T, bool]:
     """``(models, True)`` from ``directory`` when a valid cache exists, else ``(build(), False)``
-    after writing the cache. ``probe`` must give comparable (``==``) answers from the models."""
-    path = directory / (fingerprint() + SUFFIX)
+    after writing the cache. ``probe`` must give comparable (``==``) answers from the models;
+    ``root`` is the tree whose files decide the cache key (the knowledge package)."""
+    path = directory / (fingerprint(root=root) + SUFFIX)
     cached = _read(path, probe)
     if cached is not None:
         return cached, True

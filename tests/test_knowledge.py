@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from knowledge import external
 from knowledge.loader import MAX_SCREEN_CHARS, all_templates, problems
 from knowledge.render import render
 from knowledge.schema import KnowledgeBase, Status
-
-BRIEF = Path(__file__).resolve().parents[2] / "shared" / "knowledge-brief.md"
+from tests.helpers import shared_file
 
 
 def brief_text() -> str:
-    assert BRIEF.exists(), f"knowledge brief not found at {BRIEF}: clone the repo beside shared/"
-    return BRIEF.read_text(encoding="utf-8")
+    return shared_file(external.brief_path()).read_text(encoding="utf-8")
 
 
 def test_kb_is_valid_against_the_brief(kb: KnowledgeBase) -> None:
