@@ -85,7 +85,8 @@ def ensure_venv(extras: str) -> None:
 
 
 def ensure_chromium() -> None:
-    """In CI only: Debian's chromium for the browser tests (never a browser download)."""
+    """In CI only: Debian's chromium for the browser tests (never a browser download), and a
+    CJK font so the screenshots show text rather than boxes."""
     if not in_ci() or CHROMIUM.exists():
         return
     apt = shutil.which("apt-get")
@@ -96,7 +97,7 @@ def ensure_chromium() -> None:
     print("• apt-get install chromium (browser tests)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*sudo, apt, "-q", "update"], check=True, env=env)
-    subprocess.run([*sudo, apt, "install", "-y", "-q", "--no-install-recommends", "chromium"], check=True, env=env)
+    subprocess.run([*sudo, apt, "install", "-y", "-q", "--no-install-recommends", "chromium", "fonts-wqy-zenhei"], check=True, env=env)
 
 
 def ensure_ts_peer() -> None:
