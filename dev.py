@@ -79,7 +79,9 @@ def ensure_venv(extras: str) -> None:
         return
     target = f".[{extras}]" if extras else "."
     print(f"• installing {target} into .venv (first run takes a minute)", flush=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", target],
+    # --no-compile: byte-compiling all of scipy/scikit-learn up front costs more CPU than the
+    # few modules the bot imports take to compile on first use
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", "-e", target],
                    check=True, cwd=ROOT)
     stamp.write_text(" ".join([project, *sorted(want | (have or set()))]))
 
