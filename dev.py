@@ -125,8 +125,11 @@ def main(argv: list[str]) -> int:
     ensure_venv(extras_for(command))
     if command == "test":
         ensure_ts_peer()
-        return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
-    return subprocess.call([str(PY), "-m", "bot", command, *rest], cwd=ROOT)
+    args = [str(PY), "-m", "pytest", *rest] if command == "test" else [str(PY), "-m", "bot", command, *rest]
+    if os.name == "posix":  # become the bot/pytest: Ctrl+C and SIGTERM reach it directly, no orphan left
+        os.chdir(ROOT)
+        os.execv(args[0], args)
+    return subprocess.call(args, cwd=ROOT)
 
 
 if __name__ == "__main__":

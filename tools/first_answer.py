@@ -12,6 +12,7 @@ a machine where nothing is installed yet. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -46,21 +47,26 @@ def once(command: list[str], timeout_s: float, data_dir: str) -> float:
     port = free_port()
     env = {**os.environ, "FANZHA_HTTP_PORT": str(port), "FANZHA_DATA_DIR": data_dir}
     started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = tempfile.TemporaryFile()
+    # its own process group, stopped as a whole: like Ctrl+C in a terminal, nothing left behind
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
     try:
         while time.perf_counter() - started < timeout_s:
             if proc.poll() is not None:
-                raise SystemExit(f"command exited with {proc.returncode} before answering")
+                errors.seek(0)
+                tail = errors.read().decode(errors="replace")[-2000:]
+                raise SystemExit(f"command exited with {proc.returncode} before answering:\n{tail}")
             if ask(port):
                 return time.perf_counter() - started
             time.sleep(0.05)
         raise SystemExit(f"no answer within {timeout_s} s")
     finally:
-        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main() -> int:
