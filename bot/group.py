@@ -17,7 +17,7 @@ from bot.models import IncomingMessage, Reply
 from bot.privacy import redact
 from bot.store.rooms import RoomStore
 from dialogs.understand import Understander, squash
-from knowledge.render import kinds_text, law_citation, render, render_text
+from knowledge.render import kinds_text, law_citation, render, render_text, with_legal_note
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -50,6 +50,30 @@ def poster_name(name: str | None) -> str:
     if not name:
         return ""
     return redact(name).text.strip()[:16]
+
+
+def alert_text(kb: KnowledgeBase, pattern_id: str, poster: str) -> str:
+    """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
+
+    It names laws, so it carries the not-legal-advice line in the same message.
+    """
+    pattern = kb.patterns[pattern_id]
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2]) or "—"
+    text = render_text(
+        kb,
+        "group_alert",
+        name=poster or render_text(kb, "someone"),
+        pattern=pattern.name,
+        giveaway=render(kb, pattern.giveaway),
+        laws=laws,
+    )
+    return "\n".join(with_legal_note(kb, [text]))
+
+
+def short_answer_text(kb: KnowledgeBase, scenario: str) -> str:
+    """The @-reply for a scenario: its group answer, the pointer to private chat, the legal note."""
+    body = render(kb, kb.scenarios[scenario].group_answer) + "\n" + render_text(kb, "group_mention_suffix")
+    return "\n".join(with_legal_note(kb, [body]))
 
 
 class GroupPolicy:
@@ -94,10 +118,19 @@ class GroupPolicy:
             replies, scenario = await self._mentioned(msg, strip_mentions(text, self.bot_name))
         else:
             replies, scenario = await self._unmentioned(msg, text)
-        replies = warning + replies
+        replies = [self._with_note(r) for r in warning + replies]
         if replies and not await self._may_speak(msg):
             return [], None
         return replies, scenario
+
+    def _with_note(self, reply: Reply) -> Reply:
+        """A group message that cites law carries the not-legal-advice line in itself.
+
+        Group replies are one message each (an @-reply, a warning), so the note joins the text
+        (``kb check`` makes sure it fits one screen) instead of following as a second message.
+        """
+        text = "\n".join(with_legal_note(self.kb, [reply.text]))
+        return reply if text == reply.text else reply.model_copy(update={"text": text})
 
     async def _may_speak(self, msg: IncomingMessage) -> bool:
         """The bot's own flood limit per room (an @-mention flood must not make it a spammer)."""
@@ -137,8 +170,7 @@ class GroupPolicy:
         return None
 
     def _short_answer(self, scenario: str, at: list[str]) -> Reply:
-        body = render(self.kb, self.kb.scenarios[scenario].group_answer)
-        return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
+        return Reply(text=short_answer_text(self.kb, scenario), mention=at)
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
@@ -157,16 +189,7 @@ class GroupPolicy:
                 return [], None
             await self.rooms.count(msg.channel, room, "n_alerts")
             metrics.ALERTS.inc()
-            pattern = self.kb.patterns[result.pattern]
-            laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
-            alert = render_text(
-                self.kb,
-                "group_alert",
-                name=poster_name(msg.user_name) or render_text(self.kb, "someone"),
-                pattern=pattern.name,
-                giveaway=render(self.kb, pattern.giveaway),
-                laws=laws,
-            )
+            alert = alert_text(self.kb, result.pattern, poster_name(msg.user_name))
             return [Reply(text=alert)], None
         # Keyword answers (opt-in): classify first, so ordinary chatter costs no Redis read.
         scenario = self._scenario_of(text, keep_out_of_scope=False)

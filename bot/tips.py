@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.store.rooms import RoomStore
-from knowledge.render import render
+from knowledge.render import render, with_legal_note
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger("bot.tips")
@@ -24,10 +24,10 @@ Sender = Callable[[str, str], Awaitable[None]]
 
 
 def tip_for(kb: KnowledgeBase, now: float) -> str:
-    """This week's tip: the ``tip_N`` texts in rotation."""
+    """This week's tip: the ``tip_N`` texts in rotation, with the legal note when one cites law."""
     tips = sorted(k for k in kb.texts if k.startswith("tip_"))
     key = tips[int(now // WEEK_S) % len(tips)]
-    return render(kb, kb.texts[key])
+    return "\n".join(with_legal_note(kb, [render(kb, kb.texts[key])]))
 
 
 async def send_due_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, Sender],
@@ -44,7 +44,7 @@ async def send_due_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, 
         try:
             await send(room_id, tip_for(kb, now))
             sent += 1
-        except Exception as exc:  # noqa: BLE001 - one failing room must not stop the others
+        except Exception as exc:
             await rooms.release_tip(channel, room_id)  # due again next round
             log.warning("tip send failed", extra={"error": type(exc).__name__})
     return sent
@@ -56,6 +56,6 @@ async def run_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, Sende
     while True:
         try:
             await send_due_tips(kb, rooms, senders)
-        except Exception as exc:  # noqa: BLE001 - Redis down: try again next round
+        except Exception as exc:
             log.warning("tip round failed", extra={"error": type(exc).__name__})
         await asyncio.sleep(every_s)
