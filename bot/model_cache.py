@@ -137,7 +137,7 @@ def _write(directory: Path, path: Path, models: object, answers: object) -> None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        for old in directory.glob("*" + SUFFIX):
+        for old in directory.glob("[!.]*" + SUFFIX):  # not another process's .tmp- file
             if old != path:
                 old.unlink(missing_ok=True)
     except Exception as exc:  # a read-only data dir just means no cache
