@@ -154,9 +154,9 @@ function setBusy(on) {
 function retireOptions() {
   for (const b of document.querySelectorAll('.opt')) { b.classList.add('stale'); b.disabled = true; }
 }
-async function send(text, silent) {
+async function send(text, silent, label) {  // label: what the user's bubble shows, if not text
   if (busy) return;
-  const mine = silent ? null : add(text, 'me');
+  const mine = silent ? null : add(label || text, 'me');
   if (mine) toBottom();
   setBusy(true);
   const wait = add('正在回复…', 'bot'); wait.querySelector('.msg').classList.add('typing'); toBottom();
@@ -198,6 +198,6 @@ document.getElementById('f').addEventListener('submit', e => {
 });
 document.addEventListener('click', e => {  // quick buttons and tappable options
   const b = e.target.closest('button[data-send]');
-  if (b && !b.disabled) send(b.dataset.send);
+  if (b && !b.disabled) send(b.dataset.send, false, b.classList.contains('opt') ? b.textContent : null);
 });
 send('你好', true);  // greeting without a fake '你好' bubble from the user

@@ -64,7 +64,12 @@ def option_for(page: Page, label: str) -> Any:
 
 
 def to_scenario(page: Page, kb: KnowledgeBase, sid: str) -> dict[str, Any]:
-    data = tap(page, option_for(page, kb.scenarios[sid].menu_label))
+    option = option_for(page, kb.scenarios[sid].menu_label)
+    label = option.text_content()
+    with page.expect_request("**/api/v1/messages") as req:
+        data = tap(page, option)
+    assert req.value.post_data_json["text"] == label.split(".")[0]  # the number is what is sent
+    assert page.locator(".msg.me").last.text_content() == label  # the choice is what the user sees
     assert data["scenario"] == sid and data["state"] == "scenario"
     return data
 
