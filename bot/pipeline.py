@@ -38,7 +38,7 @@ from bot.store.sessions import (
 )
 from dialogs.engine import Dialog
 from dialogs.session import Session
-from dialogs.understand import Understander, Understood
+from dialogs.understand import Command, Understander, Understood
 from knowledge.matcher import Matcher
 from knowledge.render import render, render_text, with_legal_note
 from knowledge.scanner import Scanner
@@ -137,7 +137,8 @@ class Pipeline:
                 log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
                                         "scenario": new.scenario, "replies": len(texts),
                                         "kinds": sorted(red.kinds)})
-            return Outcome(replies=replies, scenario=new.scenario, state=new.state)
+            return Outcome(replies=replies, scenario=new.scenario, state=new.state,
+                           handoff=u.command is Command.human)
         except DuplicateMessage as dup:
             metrics.DUPLICATES.inc()
             return Outcome(replies=dup.replies, duplicate=True, state="duplicate")

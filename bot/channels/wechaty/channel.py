@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiohttp import web
 from prometheus_client import Counter as PromCounter
 
 from bot.metrics import REGISTRY
@@ -46,6 +47,8 @@ P = TypeVar("P")
 
 class WechatyChannel:
     """The WeChat channel: ``await start()`` spawns its tasks, ``await stop()`` ends them."""
+
+    name = CHANNEL
 
     def __init__(self, settings: WechatySettings, handle: Handler) -> None:
         if settings.endpoint is None or settings.token is None:
@@ -542,6 +545,14 @@ class WechatyChannel:
                               lost, tag(conv), ref, self.settings.send_retries,
                               extra={"channel": CHANNEL, "count": lost})
                     return
+
+    def routes(self) -> list[web.RouteDef]:
+        """A push channel: nothing to mount on the HTTP server (``Channel`` protocol)."""
+        return []
+
+    async def send(self, to: str, text: str) -> None:
+        """``Channel.send``: a proactive message to a room (weekly tips)."""
+        await self.send_to_room(to, text)
 
     async def send_to_room(self, room_id: str, text: str) -> None:
         """Proactive message to a room (the weekly tip): split, paced and retried like replies."""
