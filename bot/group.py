@@ -36,6 +36,9 @@ ADMIN_COMMANDS: dict[str, tuple[str, bool | None, str]] = {
 READ_ONLY = {"统计", "帮助"}
 """Anyone may read the help and the counts; only admins change settings."""
 
+UNNAMED_ALERT = "unnamed"
+"""Cooldown key of alerts that name no pattern (the scanner's model found an ad no pattern fits)."""
+
 MENTION_RE = re.compile(r"@[^\s\u2005@]{1,32}[\u2005\s]?")
 
 
@@ -52,21 +55,22 @@ def poster_name(name: str | None) -> str:
     return redact(name).text.strip()[:16]
 
 
-def alert_text(kb: KnowledgeBase, pattern_id: str, poster: str) -> str:
+def alert_text(kb: KnowledgeBase, pattern_id: str | None, poster: str) -> str:
     """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
 
-    It names laws, so it carries the not-legal-advice line in the same message.
+    The law only when the pattern has one the brief supports (then with the not-legal-advice
+    line in the same message); the pattern only when the scanner named one that fits
+    (``pattern_id`` None: the learned model found an ad no pattern fits).
     """
+    name = poster or render_text(kb, "someone")
+    if pattern_id is None:
+        return render_text(kb, "group_alert_unnamed", name=name)
     pattern = kb.patterns[pattern_id]
-    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2]) or "—"
-    text = render_text(
-        kb,
-        "group_alert",
-        name=poster or render_text(kb, "someone"),
-        pattern=pattern.name,
-        giveaway=render(kb, pattern.giveaway),
-        laws=laws,
-    )
+    giveaway = render(kb, pattern.giveaway)
+    if not pattern.laws:
+        return render_text(kb, "group_alert_no_law", name=name, pattern=pattern.name, giveaway=giveaway)
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2])
+    text = render_text(kb, "group_alert", name=name, pattern=pattern.name, giveaway=giveaway, laws=laws)
     return "\n".join(with_legal_note(kb, [text]))
 
 
@@ -174,8 +178,8 @@ class GroupPolicy:
 
     async def _unmentioned(self, msg: IncomingMessage, text: str) -> tuple[list[Reply], str | None]:
         room = msg.room_id or ""
-        result = self.scanner.scan(text)
-        if result.alert and result.pattern:
+        result = self.scanner.scan(text, bot_name=self.bot_name)
+        if result.alert:
             settings = await self.rooms.get(msg.channel, room)
             if not settings.alerts:
                 return [], None
@@ -184,7 +188,7 @@ class GroupPolicy:
             if await self.rooms.rate_exceeded(msg.channel, room, self.replies_per_min):
                 return [], None
             if not await self.rooms.alert_allowed(
-                msg.channel, room, result.pattern, self.pattern_cooldown_s, self.room_gap_s
+                msg.channel, room, result.pattern or UNNAMED_ALERT, self.pattern_cooldown_s, self.room_gap_s
             ):
                 return [], None
             await self.rooms.count(msg.channel, room, "n_alerts")
