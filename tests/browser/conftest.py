@@ -8,11 +8,13 @@ where ``dev.py test`` installs chromium) it fails instead, so CI always runs it.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -57,20 +59,33 @@ class BotServer:
         if token:
             env["FANZHA_API_TOKEN"] = token
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ready means: *this* process says it listens on the port (another process could have
+        # taken the free port meanwhile and would answer /readyz in its place), and /readyz agrees.
+        listening = threading.Event()
+        self.log: collections.deque[str] = collections.deque(maxlen=100)  # drained: a full pipe would block the bot
+        threading.Thread(target=self._watch, args=(listening,), daemon=True).start()
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()  # type: ignore[arg-type]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"bot run exited {self.proc.returncode}: {self.proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                with urllib.request.urlopen(self.url + "readyz", timeout=1) as r:
-                    if json.load(r)["ready"]:
-                        return
-            except OSError:
-                pass
+                time.sleep(0.2)
+                raise RuntimeError(f"bot run exited {self.proc.returncode}: {''.join(self.log)[-2000:]}")
+            if listening.is_set():
+                try:
+                    with urllib.request.urlopen(self.url + "readyz", timeout=1) as r:
+                        if json.load(r)["ready"]:
+                            return
+                except OSError:
+                    pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("bot run did not become ready within 60 s")
+
+    def _watch(self, listening: threading.Event) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            if f"127.0.0.1:{self.port}/" in line:
+                listening.set()
 
     def stop(self) -> None:
         self.proc.terminate()
