@@ -52,7 +52,9 @@ def _frames(exc: BaseException) -> str:
     return " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[-4:])
 
 
-STORE_FAULTS = (RedisError, LockTimeout, LockLost, OSError, TimeoutError)
+STORE_FAULTS = (RedisError, LockLost, OSError, TimeoutError)
+"""Redis is down, stalled or lost the lock: the user gets the static answer. A LockTimeout is
+not among them: it means a live holder (this user's earlier message) is still at work."""
 
 
 def clean_text(text: str, limit: int) -> tuple[str, bool]:
@@ -99,9 +101,11 @@ class Pipeline:
             replies_per_min=rate_room_per_min,
         )
         self.max_text_chars = max_text_chars
-        # A hung Redis must not hang the user: the whole locked section has one deadline
-        # (cheaper than a per-command socket timeout, which costs a task per read on 3.11).
-        self.turn_timeout_s = store.lock_wait_s + redis_timeout_s
+        # A hung Redis must not hang the user. Acquiring is bounded inside the store (each
+        # round trip, the wait for the lock, the local queue); the locked section (dialog
+        # step + commit) has this deadline. It starts when this message's turn comes, so a
+        # message queued behind its own conversation's earlier ones is not timed out by them.
+        self.section_timeout_s = redis_timeout_s + 1.0
 
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Answer one message. Never raises; never returns a reply twice for one msg id."""
@@ -125,14 +129,14 @@ class Pipeline:
             u = self.understander.understand(
                 red.text, secrets=red.secrets, personal=red.personal, truncated=truncated
             )
-            async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
+            async with self.store.hold(conv, msg.msg_id) as held, asyncio.timeout(self.section_timeout_s):
                 session = Session.from_raw(held.raw)
                 if msg.kind == "non_text":  # deduped and rate-limited like text; the dialog stays put
                     new, texts = session, [render_text(self.kb, "non_text")]
                 else:
                     new, texts = self.dialog.step(session, u, time.time())
                 replies = [Reply(text=x) for x in texts]
-                await self.store.commit(held, new, replies)
+                await self.store.commit(held, new, replies, scenario=new.scenario, state=new.state)
             if log.isEnabledFor(logging.INFO):  # the extra fields cost a hash; skip when unused
                 log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
                                         "scenario": new.scenario, "replies": len(texts),
@@ -140,8 +144,18 @@ class Pipeline:
             return Outcome(replies=replies, scenario=new.scenario, state=new.state,
                            handoff=u.command is Command.human)
         except DuplicateMessage as dup:
+            # An idempotent retry gets the first delivery's whole answer, marked as a replay.
             metrics.DUPLICATES.inc()
-            return Outcome(replies=dup.replies, duplicate=True, state="duplicate")
+            return Outcome(replies=dup.replies, duplicate=True, scenario=dup.scenario,
+                           state=dup.state or "duplicate")
+        except LockTimeout:
+            # Not an outage: this conversation's earlier message is still being answered
+            # (or another process holds it). Say so, and ask for the message again.
+            metrics.LOCK_BUSY.inc()
+            log.warning("conversation busy", extra={"conv": self.store.tag(conv)})
+            if msg.in_room and not msg.mentioned:
+                return Outcome(state="busy")
+            return Outcome(replies=[Reply(text=render_text(self.kb, "busy"))], state="busy")
         except RateLimited as rl:
             metrics.RATE_LIMITED.inc()
             first_over = rl.count == self.store.rate_per_min + 1
@@ -152,7 +166,7 @@ class Pipeline:
             log.warning("store unavailable, static answer",
                         extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
             return self._static(msg, u)
-        except Exception as exc:
+        except Exception as exc:  # the user must get an answer whatever broke
             metrics.ERRORS.labels("pipeline").inc()
             log.error("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__,
                                             "where": _frames(exc)})
@@ -177,11 +191,12 @@ class Pipeline:
         scanner must keep reading every message. What the bot itself says per room is capped
         inside the group policy.
         """
-        async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id, limit=False) as held:
+        async with (self.store.hold(conv, msg.msg_id, limit=False) as held,
+                    asyncio.timeout(self.section_timeout_s)):
             replies, scenario = await self.group.handle(msg, text, sorted(secrets))
             session = Session.from_raw(held.raw)
             session.state = "group"
             session.turns += 1
             session.last_active = time.time()
-            await self.store.commit(held, session, replies)
+            await self.store.commit(held, session, replies, scenario=scenario, state="group")
         return Outcome(replies=replies, scenario=scenario, state="group")

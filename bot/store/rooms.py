@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 ROOM_TTL_S = 180 * 24 * 3600
 
@@ -65,7 +65,7 @@ _BOOL_FIELDS = ("alerts", "tips", "keywords")
 class RoomStore:
     """Room-level state; all methods are single round trips."""
 
-    def __init__(self, redis: Redis, prefix: str = "fanzha") -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str = "fanzha") -> None:
         self.redis = redis
         self.prefix = prefix
         self._gate = redis.register_script(ALERT_GATE_LUA)
@@ -119,7 +119,8 @@ class RoomStore:
     async def due_tips(self, now: float, period_s: float, limit: int = 50) -> list[tuple[str, str]]:
         """(channel, room) pairs whose last tip is older than ``period_s``."""
         members = await self.redis.zrangebyscore(self.tips_key, "-inf", now - period_s, start=0, num=limit)
-        return [tuple(json.loads(m)) for m in members]  # type: ignore[misc]
+        pairs = [json.loads(m) for m in members]  # type: ignore[arg-type]
+        return [(str(c), str(r)) for c, r in pairs]
 
     async def claim_tip(self, channel: str, room_id: str, now: float, period_s: float) -> bool:
         """True for exactly one caller per due room (several bot processes may run)."""
