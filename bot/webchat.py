@@ -31,7 +31,7 @@ def page_data(kb: KnowledgeBase) -> dict[str, Any]:
     """Texts, numbers to link and per-scenario notices for the page, rendered from ``kb``."""
     phones = sorted(
         {h.number for h in kb.hotlines.values()
-         if h.status is not Status.unverified and _PHONE.fullmatch(h.number)},
+         if h.status is not Status.unverified and h.dialable and _PHONE.fullmatch(h.number)},
         key=lambda n: (-len(n), n),
     )
     # a channel named with its address ("腾讯110 110.qq.com") is one link to that address, so

@@ -24,7 +24,7 @@ BOT = ".msg.bot:not(.typing)"
 
 def phones(kb: KnowledgeBase) -> list[str]:
     return [h.number for h in kb.hotlines.values()
-            if h.status is not Status.unverified and re.fullmatch(r"\d[\d-]*\d", h.number)]
+            if h.status is not Status.unverified and h.dialable and re.fullmatch(r"\d[\d-]*\d", h.number)]
 
 
 def open_chat(page: Page, url: str) -> str:
