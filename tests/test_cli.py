@@ -63,6 +63,16 @@ def test_chat_walks_a_scenario(tmp_path: Path) -> None:
     assert "第" in out.stdout and "条" in out.stdout
 
 
+def test_chat_opens_with_the_menu_before_the_user_types(tmp_path: Path) -> None:
+    from knowledge.loader import load
+
+    kb = load()
+    out = run("chat", stdin="退出\n", env={"FANZHA_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    before_prompt = out.stdout.split("你> ")[0]
+    assert all(sc.menu_label in before_prompt for sc in kb.scenarios.values())
+
+
 def test_a_second_chat_session_is_not_mistaken_for_a_redelivery(tmp_path: Path) -> None:
     env = {"FANZHA_DATA_DIR": str(tmp_path)}
     assert run("chat", stdin="你好\n退出\n", env=env).returncode == 0
