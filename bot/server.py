@@ -50,7 +50,8 @@ async def serve(settings: Settings) -> int:
     await site.start()
     for ch in channels:
         await ch.start()  # type: ignore[attr-defined]
-    senders = {"wechaty": ch.send_to_room for ch in channels if hasattr(ch, "send_to_room")}
+    proactive = [ch for ch in channels if hasattr(ch, "send_to_room")]  # only Wechaty sends unasked today
+    senders = {"wechaty": proactive[-1].send_to_room} if proactive else {}
     tips = asyncio.create_task(run_tips(pipeline.kb, pipeline.rooms, senders)) if senders else None
     host, port = settings.http_host, settings.http_port
     log.info("listening", extra={"url": f"http://{host}:{port}/"})

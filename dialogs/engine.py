@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from dialogs.session import Session
 from dialogs.understand import Command, Understood
+from knowledge.loader import MAX_SCREEN_CHARS
 from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
-from knowledge.loader import MAX_SCREEN_CHARS
 
 AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
@@ -213,7 +213,7 @@ class Dialog:
         numbers = "、".join(hotline_number(self.kb, h) for h in ids)
         return [render_text(self.kb, "human", hotlines=numbers)]
 
-    COMMANDS: dict[Command, Callable[["Dialog", Session, Understood], Replies]] = {
+    COMMANDS: dict[Command, Callable[[Dialog, Session, Understood], Replies]] = {
         Command.menu: cmd_menu,
         Command.back: cmd_back,
         Command.next: cmd_next,

@@ -41,7 +41,7 @@ class Session(BaseModel):
     turns: int = 0
 
     @classmethod
-    def from_raw(cls, raw: str | None) -> "Session":
+    def from_raw(cls, raw: str | None) -> Session:
         """Parse stored JSON; a missing, foreign or corrupt session starts fresh."""
         if not raw:
             return cls()

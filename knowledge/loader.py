@@ -24,8 +24,8 @@ from knowledge.schema import (
     Law,
     Procedure,
     ProgressFlag,
-    Scenario,
     ScamPattern,
+    Scenario,
     Status,
 )
 
@@ -170,13 +170,13 @@ def all_templates(kb: KnowledgeBase) -> Iterator[tuple[str, str, bool]]:
 
 
 def _status_of(kb: KnowledgeBase, kind: str, ref_id: str) -> Status | None:
-    registry: dict[str, Any] = {
+    registries: dict[str, dict[str, Any]] = {
         "law": kb.laws,
         "hotline": kb.hotlines,
         "proc": kb.procedures,
         "pattern": {},
-    }[kind]
-    item = registry.get(ref_id)
+    }
+    item = registries[kind].get(ref_id)
     return getattr(item, "status", None)
 
 
@@ -376,8 +376,8 @@ def _brief_quotes(brief_text: str) -> list[tuple[str, str]]:
                 if len(paragraphs) == 1:
                     out.append((f"{article}{_para_label(first)}{item}", paragraphs[0]))
                 continue
-            for n, para in enumerate(paragraphs, start=first):
-                out.append((f"{article}{_para_label(n)}", para))
+            for n, para_text in enumerate(paragraphs, start=first):
+                out.append((f"{article}{_para_label(n)}", para_text))
             if first == 1:
                 out.append((article, "".join(paragraphs)))
     return out

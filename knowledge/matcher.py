@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from operator import add
 from collections.abc import Iterable, Sequence
+from operator import add
+from typing import cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -332,20 +333,20 @@ class Matcher:
         get = self._vocab.get
         return list(map(get, folded)), list(map(get, map(add, folded, folded[1:])))
 
-    def _known(self, folded: str) -> tuple[set[int | None], float]:
+    def _known(self, folded: str) -> tuple[set[int], float]:
         """Feature rows present in a folded text, and the share of known bigrams."""
         uni, bi = self._lookup(folded)
         return self._present(uni, bi)
 
     @staticmethod
-    def _present(uni: list[int | None], bi: list[int | None]) -> tuple[set[int | None], float]:
+    def _present(uni: list[int | None], bi: list[int | None]) -> tuple[set[int], float]:
         present = set(uni)
         present.update(bi)
         present.discard(None)
         n_bi = len(bi)
-        return present, ((n_bi - bi.count(None)) / n_bi if n_bi else 0.0)
+        return cast(set[int], present), ((n_bi - bi.count(None)) / n_bi if n_bi else 0.0)
 
-    def _softmax_of(self, present: set[int | None]) -> list[float]:
+    def _softmax_of(self, present: set[int]) -> list[float]:
         """Softmax probabilities (class order) for the features present in one text.
 
         Binary tf × idf, l2-normalised, times the LR weights: one numpy gather-and-sum over
@@ -356,7 +357,7 @@ class Matcher:
         if present:
             v = self._wn.take(list(present), 0).sum(0).tolist()
             inv = 1.0 / math.sqrt(v.pop())
-            z = [b + x * inv for b, x in zip(self._b, v)]
+            z = [b + x * inv for b, x in zip(self._b, v, strict=True)]
         else:
             z = self._b
         m = max(z)
@@ -369,7 +370,7 @@ class Matcher:
         present, _ = self._known(_pieces(text)[0])
         if not present:
             return np.empty(0, dtype=np.intp), np.empty(0)
-        r = np.fromiter(present, dtype=np.intp, count=len(present))  # type: ignore[arg-type]
+        r = np.fromiter(present, dtype=np.intp, count=len(present))
         vals = self._idf[r]
         vals = vals / math.sqrt(float(vals @ vals))
         return r, vals

@@ -7,11 +7,10 @@ Never a mock: the Lua scripts, TTLs and locks must run on a real server.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
@@ -77,7 +76,7 @@ def make_pipeline(redis: Redis, kb: KnowledgeBase, settings: Settings, _matcher_
 
     from bot.runtime import build_pipeline
 
-    def make(client: Redis | None = None, **overrides: object) -> "Pipeline":
+    def make(client: Redis | None = None, **overrides: object) -> Pipeline:
         s = settings.model_copy(update=overrides)
         matcher, scanner = _matcher_scanner
         return build_pipeline(s, client or redis, kb, matcher, scanner)
@@ -86,5 +85,5 @@ def make_pipeline(redis: Redis, kb: KnowledgeBase, settings: Settings, _matcher_
 
 
 @pytest.fixture
-def pipeline(make_pipeline) -> "Pipeline":  # type: ignore[no-untyped-def]
+def pipeline(make_pipeline) -> Pipeline:  # type: ignore[no-untyped-def]
     return make_pipeline()

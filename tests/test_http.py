@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.http_app import MAX_BODY_BYTES, make_app

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import shared_eval_file
 from knowledge.evaluate import evaluate_intents, format_intent_report
 from knowledge.loader import read
 from knowledge.matcher import (
@@ -25,6 +24,7 @@ from knowledge.matcher import (
     normalize,
 )
 from knowledge.schema import SCENARIO_IDS
+from tests.helpers import shared_eval_file
 
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_intents.jsonl"

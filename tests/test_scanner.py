@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from knowledge import scanner as scanner_module
-from tests.helpers import SHARED_EVAL, shared_eval_file
 from knowledge.evaluate import evaluate_group, format_group_report
 from knowledge.loader import ARTICLE_RE, PHONE_LIKE_RE, read
 from knowledge.matcher import normalize
@@ -27,6 +26,7 @@ from knowledge.scanner import (
     Scanner,
     read_group_examples,
 )
+from tests.helpers import SHARED_EVAL, shared_eval_file
 
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_group.jsonl"

@@ -17,8 +17,8 @@ import pytest
 
 from bot.channels.wechaty import WechatyChannel
 from bot.models import IncomingMessage, Outcome
-from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer
 from tests.helpers import text_of
+from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer
 from tests.wechaty_peer.support import fast_settings, until
 
 ROOM = "10001@chatroom"

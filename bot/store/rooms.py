@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -119,7 +120,8 @@ class RoomStore:
     async def due_tips(self, now: float, period_s: float, limit: int = 50) -> list[tuple[str, str]]:
         """(channel, room) pairs whose last tip is older than ``period_s``."""
         members = await self.redis.zrangebyscore(self.tips_key, "-inf", now - period_s, start=0, num=limit)
-        return [tuple(json.loads(m)) for m in members]  # type: ignore[misc]
+        pairs = [json.loads(cast(str | bytes, m)) for m in members]  # members are the JSON we wrote
+        return [(str(channel), str(room)) for channel, room in pairs]
 
     async def claim_tip(self, channel: str, room_id: str, now: float, period_s: float) -> bool:
         """True for exactly one caller per due room (several bot processes may run)."""

@@ -191,7 +191,7 @@ class WechatyChannel:
             if not task.done():
                 reason = "client did not stop; abandoned"
             elif task.cancelled():
-                reason = "watchdog: no event for %.0fs" % self._watchdog_s if self._watchdog_fired else "cancelled"
+                reason = f"watchdog: no event for {self._watchdog_s:.0f}s" if self._watchdog_fired else "cancelled"
             elif task.exception() is not None:
                 reason = _describe(task.exception())
             else:
