@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import cast
 
 from pydantic import BaseModel
@@ -63,6 +64,57 @@ class RoomSettings(BaseModel):
 _BOOL_FIELDS = ("alerts", "tips", "keywords")
 
 
+# -- what a group decision may ask of a room (bot/group_rules.py decides, RoomStore does) --
+@dataclass(frozen=True)
+class SetFlag:
+    """Write: an admin switched ``name`` (alerts, tips, keywords) on or off."""
+
+    name: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class Increment:
+    """Write: count one more ``name`` (n_alerts, n_mentions) for the room's statistics."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FirstTime:
+    """Gate: passes exactly once per room and ``what`` (the join introduction)."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class BudgetLeft:
+    """Gate, read-only: the bot has said fewer than ``per_min`` things in the room this minute."""
+
+    per_min: int
+
+
+@dataclass(frozen=True)
+class AlertCooldown:
+    """Gate: no warning about ``pattern`` for ``cooldown_s`` and none at all for ``gap_s``;
+    passing it starts both cooldowns."""
+
+    pattern: str
+    cooldown_s: int
+    gap_s: int
+
+
+@dataclass(frozen=True)
+class SpendBudget:
+    """Gate: count one message against the room's ``per_min``; passes while within it."""
+
+    per_min: int
+
+
+Write = SetFlag | Increment
+Gate = FirstTime | BudgetLeft | AlertCooldown | SpendBudget
+
+
 class RoomStore:
     """Room-level state; all methods are single round trips."""
 
@@ -73,6 +125,23 @@ class RoomStore:
         self._once = redis.register_script(ONCE_LUA)
         self._rate = redis.register_script(RATE_LUA)
         self._claim_tip = redis.register_script(CLAIM_TIP_LUA)
+
+    async def write(self, channel: str, room_id: str, w: Write) -> None:
+        """Carry out one write of a group decision."""
+        if isinstance(w, SetFlag):
+            await self.set_flag(channel, room_id, w.name, w.on)
+        else:
+            await self.count(channel, room_id, w.name)
+
+    async def passes(self, channel: str, room_id: str, g: Gate) -> bool:
+        """Check (and, for the claiming gates, claim) one gate of a group decision."""
+        if isinstance(g, FirstTime):
+            return await self.first_time(channel, room_id, g.what)
+        if isinstance(g, BudgetLeft):
+            return not await self.rate_exceeded(channel, room_id, g.per_min)
+        if isinstance(g, AlertCooldown):
+            return await self.alert_allowed(channel, room_id, g.pattern, g.cooldown_s, g.gap_s)
+        return not await self.over_rate(channel, room_id, g.per_min)
 
     def _base(self, channel: str, room_id: str) -> str:
         tag = hashlib.blake2b(f"room\x1f{channel}\x1f{room_id}".encode(), digest_size=10).hexdigest()

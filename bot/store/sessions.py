@@ -65,12 +65,13 @@ retry after a lost reply finds its own lock and takes it again)."""
 
 COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
 redis.call('DEL', KEYS[1])
 return 1
 """
-"""KEYS: lock, session, msg. ARGV: token, session_json, session_ttl, replies_json, dedupe_ttl."""
+"""KEYS: lock, session, msg. ARGV: token, session_json ('' = keep no session), session_ttl,
+replies_json, dedupe_ttl."""
 
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -215,15 +216,16 @@ class SessionStore:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, held: Held, session: BaseModel, replies: list[Reply]) -> None:
-        """Save the session (sliding TTL), remember the replies for the msg id, unlock."""
+    async def commit(self, held: Held, session: BaseModel | None, replies: list[Reply]) -> None:
+        """Save the session (sliding TTL; None: none to keep), remember the replies for the msg
+        id, unlock."""
         keys = self.keys(held.conv, held.msg_id)[:3]
         ok = await self._pipe.run(
             self._commit,
             keys,
             [
                 held.token,
-                session.model_dump_json(),
+                session.model_dump_json() if session is not None else "",
                 self.session_ttl_s,
                 json.dumps([r.model_dump() for r in replies], ensure_ascii=False) if held.msg_id else "",
                 self.dedupe_ttl_s,
