@@ -21,6 +21,7 @@ import logging
 import time
 import traceback
 import unicodedata
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -87,8 +88,12 @@ class Pipeline:
         group_pattern_cooldown_s: int = 1800,
         group_alert_gap_s: int = 120,
         redis_timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.kb = kb
+        self.clock = clock
+        """Wall-clock seconds as the dialog sees them (idle time before "continue?"); tests
+        pass their own instead of editing stored sessions."""
         self.store = store
         self.rooms = rooms
         self.matcher = matcher or Matcher.from_kb(kb)
@@ -132,7 +137,7 @@ class Pipeline:
                 if msg.kind == "non_text":  # deduped and rate-limited like text; the dialog stays put
                     new, texts = session, [render_text(self.kb, "non_text")]
                 else:
-                    new, texts = self.dialog.step(session, u, time.time())
+                    new, texts = self.dialog.step(session, u, self.clock())
                 replies = [Reply(text=x) for x in texts]
                 await self.store.commit(held, new, replies)
             if log.isEnabledFor(logging.INFO):  # the extra fields cost a hash; skip when unused

@@ -45,3 +45,17 @@ def shared_eval_file(name: str) -> Path:
             "(CI does) so that shared/eval/ is found"
         )
     return path
+
+
+class FakeClock:
+    """A wall clock the test moves by hand (``Pipeline(clock=...)``): no waiting, no editing
+    stored sessions to pretend time passed."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
