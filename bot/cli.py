@@ -31,6 +31,10 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
     brief = Path(args.brief)
     if kb is not None:
         found += problems(kb, brief.read_text(encoding="utf-8") if brief.exists() else None)
+    if kb is not None and not found:  # the data is sound: now read every message as a user would
+        from bot.kb_audit import rendering_problems
+
+        found += rendering_problems(kb)
     if found:
         for p in found:
             print(f"✗ {p}")

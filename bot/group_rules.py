@@ -20,7 +20,7 @@ which writes to make. ``bot/group.py`` carries a decision out on the ``RoomStore
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.models import IncomingMessage, Reply
@@ -36,7 +36,7 @@ from bot.store.rooms import (
     Write,
 )
 from dialogs.understand import Understander, squash
-from knowledge.render import kinds_text, law_citation, render, render_text
+from knowledge.render import kinds_text, law_citation, render, render_text, with_legal_note
 from knowledge.scanner import ScanResult
 from knowledge.schema import KnowledgeBase
 
@@ -69,6 +69,30 @@ def poster_name(name: str | None) -> str:
     if not name:
         return ""
     return redact(name).text.strip()[:16]
+
+
+def alert_text(kb: KnowledgeBase, pattern_id: str, poster: str) -> str:
+    """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
+
+    It names laws, so it carries the not-legal-advice line in the same message.
+    """
+    pattern = kb.patterns[pattern_id]
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2]) or "—"
+    text = render_text(
+        kb,
+        "group_alert",
+        name=poster or render_text(kb, "someone"),
+        pattern=pattern.name,
+        giveaway=render(kb, pattern.giveaway),
+        laws=laws,
+    )
+    return "\n".join(with_legal_note(kb, [text]))
+
+
+def short_answer_text(kb: KnowledgeBase, scenario: str) -> str:
+    """The @-reply for a scenario: its group answer, the pointer to private chat, the legal note."""
+    body = render(kb, kb.scenarios[scenario].group_answer) + "\n" + render_text(kb, "group_mention_suffix")
+    return "\n".join(with_legal_note(kb, [body]))
 
 
 Kind = Literal["join", "ignore", "command", "question", "alert", "keyword", "chatter"]
@@ -176,7 +200,7 @@ class GroupRules:
             # The budget is checked *before* the cooldown is claimed, so a warning dropped for
             # the budget is not counted as given (and the ad can still be warned about later).
             parts.append(Part(
-                (Reply(text=self._alert_text(msg, reading.pattern)),),
+                (Reply(text=alert_text(self.kb, reading.pattern, poster_name(msg.user_name))),),
                 gates=(BudgetLeft(self.replies_per_min),
                        AlertCooldown(reading.pattern, max(self.pattern_cooldown_s, 1), self.room_gap_s)),
                 if_sent=(Increment("n_alerts"),),
@@ -184,7 +208,17 @@ class GroupRules:
         elif reading.kind == "keyword" and room is not None and room.keywords and reading.scenario:
             scenario = reading.scenario
             parts.append(Part((self._short_answer(scenario, at),)))
-        return Decision(parts=tuple(parts), writes=writes, budget=self.replies_per_min, scenario=scenario)
+        noted = tuple(replace(p, replies=tuple(self._with_note(r) for r in p.replies)) for p in parts)
+        return Decision(parts=noted, writes=writes, budget=self.replies_per_min, scenario=scenario)
+
+    def _with_note(self, reply: Reply) -> Reply:
+        """A group message that cites law carries the not-legal-advice line in itself.
+
+        Group replies are one message each (an @-reply, a warning), so the note joins the text
+        (``kb check`` makes sure it fits one screen) instead of following as a second message.
+        """
+        text = "\n".join(with_legal_note(self.kb, [reply.text]))
+        return reply if text == reply.text else reply.model_copy(update={"text": text})
 
     def _command(self, msg: IncomingMessage, word: str, room: RoomSettings | None) -> tuple[Part, tuple[Write, ...]]:
         at = [msg.user_id]
@@ -206,17 +240,4 @@ class GroupRules:
         return None
 
     def _short_answer(self, scenario: str, at: list[str]) -> Reply:
-        body = render(self.kb, self.kb.scenarios[scenario].group_answer)
-        return Reply(text=body + "\n" + render_text(self.kb, "group_mention_suffix"), mention=at)
-
-    def _alert_text(self, msg: IncomingMessage, pattern_id: str) -> str:
-        pattern = self.kb.patterns[pattern_id]
-        laws = "、".join(law_citation(self.kb, lid) for lid in pattern.laws[:2]) or "—"
-        return render_text(
-            self.kb,
-            "group_alert",
-            name=poster_name(msg.user_name) or render_text(self.kb, "someone"),
-            pattern=pattern.name,
-            giveaway=render(self.kb, pattern.giveaway),
-            laws=laws,
-        )
+        return Reply(text=short_answer_text(self.kb, scenario), mention=at)

@@ -43,7 +43,7 @@ from dialogs.engine import Dialog
 from dialogs.session import Session
 from dialogs.understand import Understander, Understood
 from knowledge.matcher import Matcher
-from knowledge.render import render, render_text
+from knowledge.render import render, render_text, with_legal_note
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
@@ -172,7 +172,8 @@ class Pipeline:
             return Outcome(state="degraded")
         if u is not None and u.scenario:
             sc = self.kb.scenarios[u.scenario]
-            return Outcome(replies=[Reply(text=render(self.kb, sc.urgent))], scenario=sc.id, state="degraded")
+            text = "\n".join(with_legal_note(self.kb, [render(self.kb, sc.urgent)]))  # kb check: fits
+            return Outcome(replies=[Reply(text=text)], scenario=sc.id, state="degraded")
         return Outcome(replies=[Reply(text=render_text(self.kb, "static_fallback"))], state="degraded")
 
     async def _room(self, msg: IncomingMessage, conv: str, text: str, secrets: set[str]) -> Outcome:

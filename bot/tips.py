@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.store.rooms import RoomStore
-from knowledge.render import render
+from knowledge.render import render, with_legal_note
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger("bot.tips")
@@ -24,10 +24,10 @@ Sender = Callable[[str, str], Awaitable[None]]
 
 
 def tip_for(kb: KnowledgeBase, now: float) -> str:
-    """This week's tip: the ``tip_N`` texts in rotation."""
+    """This week's tip: the ``tip_N`` texts in rotation, with the legal note when one cites law."""
     tips = sorted(k for k in kb.texts if k.startswith("tip_"))
     key = tips[int(now // WEEK_S) % len(tips)]
-    return render(kb, kb.texts[key])
+    return "\n".join(with_legal_note(kb, [render(kb, kb.texts[key])]))
 
 
 async def send_due_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, Sender],

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dialogs.session import Session
 from dialogs.understand import Command, Understood
 from knowledge.loader import MAX_SCREEN_CHARS
-from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text
+from knowledge.render import hotline_number, kinds_text, law_citation, render, render_text, with_legal_note
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
 
 AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
@@ -48,14 +48,10 @@ class Dialog:
         s.state, s.scenario, s.step, s.offered = "menu", None, 0, []
         return [render_text(self.kb, "menu", options=self.menu_options())]
 
-    def with_note(self, replies: Replies, scenario: Scenario | None) -> Replies:
-        """Append the not-legal-advice line to answers that touch law."""
-        if scenario is None or not scenario.touches_law or not replies:
-            return replies
-        note = render_text(self.kb, "legal_note")
-        if len(replies[-1]) + len(note) + 1 <= MAX_SCREEN_CHARS:
-            return [*replies[:-1], replies[-1] + "\n" + note]
-        return [*replies, note]
+    def with_note(self, replies: Replies, scenario: Scenario | None = None) -> Replies:
+        """The not-legal-advice line after the last message that cites law, whatever the
+        scenario (``step`` applies it to every turn; see ``knowledge.render.with_legal_note``)."""
+        return with_legal_note(self.kb, replies)
 
     @staticmethod
     def pack(lines: list[str]) -> Replies:
@@ -88,6 +84,15 @@ class Dialog:
     def remaining(self, sc: Scenario, s: Session) -> list[str]:
         return [st.title for st in sc.steps if st.marks and st.marks not in s.done]
 
+    def left_text(self, sc: Scenario, s: Session) -> str:
+        """What is still to do; praise for finishing only where there was something to finish."""
+        left = self.remaining(sc, s)
+        if left:
+            return render_text(self.kb, "remaining", remaining="；".join(left))
+        if any(st.marks for st in sc.steps) and s.done:
+            return render_text(self.kb, "nothing_left")
+        return render_text(self.kb, "steps_done_unmarked")
+
     def enter(self, s: Session, sid: str, u: Understood) -> Replies:
         """Switch to a scenario: urgent reply first, then what the amount means, then offers."""
         s.push()
@@ -110,6 +115,8 @@ class Dialog:
         s.amount = amount
         if sid not in AMOUNT_SCENARIOS:
             return []
+        if sid == "wallet_loss":  # money taken without the user paying anyone: theft, not fraud
+            return [render_text(self.kb, "amount_theft", amount=amount)]
         key = "amount_big" if amount >= AMOUNT_LINE else "amount_small"
         return [render_text(self.kb, key, amount=amount)]
 
@@ -127,9 +134,7 @@ class Dialog:
         while nxt <= len(sc.steps) and self._marked(sc, s, nxt):
             nxt += 1
         if nxt > len(sc.steps):
-            left = self.remaining(sc, s)
-            remaining = render_text(self.kb, "remaining", remaining="；".join(left)) if left else render_text(self.kb, "nothing_left")
-            return [render_text(self.kb, "steps_done", title=sc.title, remaining=remaining)]
+            return [render_text(self.kb, "steps_done", title=sc.title, remaining=self.left_text(sc, s))]
         s.push()
         s.step = nxt
         return self.show(s)
@@ -170,10 +175,11 @@ class Dialog:
         sc = self._need_scenario(s)
         if sc is None or not sc.laws:
             return self.menu(s)
-        blocks = [render_text(self.kb, "law_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
-        for lid in sc.laws:
+        blocks = [render_text(self.kb, "law_summary_header") + ("\n" + render(self.kb, sc.law_intro) if sc.law_intro else "")]
+        for i, lid in enumerate(sc.laws):  # the plain-words summary and the verbatim text, labelled apart
             law = self.kb.laws[lid]
-            blocks.append(f"{law_citation(self.kb, lid)}：\n{law.text}")
+            header = render_text(self.kb, "law_header") + "\n" if i == 0 else ""
+            blocks.append(f"{header}{law_citation(self.kb, lid)}：\n{law.text}")
         return self.with_note(self.pack(blocks), sc)
 
     def _hotline_lines(self, ids: list[str]) -> list[str]:
@@ -183,6 +189,8 @@ class Dialog:
             if h.status is Status.unverified:
                 continue
             line = f"• {hotline_number(self.kb, hid)}：{h.name}，{render(self.kb, h.use)}"
+            if h.also_written:
+                line += render_text(self.kb, "hotline_also", number=h.also_written)
             if h.not_for:
                 line += f"（{render(self.kb, h.not_for)}）"
             lines.append(line)
@@ -246,7 +254,7 @@ class Dialog:
             pre.append(render_text(self.kb, "too_long"))
         s.turns += 1
         s.last_active = now
-        return s, pre + replies
+        return s, self.with_note(pre + replies)
 
     def _route(self, s: Session, u: Understood, now: float) -> Replies:
         if u.empty:
@@ -292,9 +300,7 @@ class Dialog:
         new = [f for f in u.flags if f not in s.done]
         s.done.extend(new)
         labels = "、".join(self.kb.flags[f].label for f in (new or u.flags))
-        left = self.remaining(sc, s)
-        tail = render_text(self.kb, "remaining", remaining="；".join(left)) if left else render_text(self.kb, "nothing_left")
-        return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + tail]
+        return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + self.left_text(sc, s)]
 
     def _unclear(self, s: Session, u: Understood) -> Replies:
         if s.state == "scenario":

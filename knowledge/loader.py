@@ -16,7 +16,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from knowledge.render import REF_RE, VAR_RE, RenderError, referenced_ids, render
+from knowledge.render import (
+    MAX_SCREEN_CHARS,
+    REF_RE,
+    VAR_RE,
+    RenderError,
+    cites_law,
+    law_citation,
+    referenced_ids,
+    render,
+    with_legal_note,
+)
 from knowledge.schema import (
     SCENARIO_IDS,
     Hotline,
@@ -30,8 +40,7 @@ from knowledge.schema import (
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-MAX_SCREEN_CHARS = 400
-"""One phone screen of WeChat text, roughly 16 characters × 25 lines."""
+__all__ = ["MAX_SCREEN_CHARS", "KnowledgeError", "load", "problems", "read"]
 
 ARTICLE_RE = re.compile(r"第[零一二三四五六七八九十百千〇两\d]+条")
 # A run of 3+ digits that is not an amount, a date or a count: most likely a phone number.
@@ -47,7 +56,8 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
         "steps_done": "title remaining", "at_first_step": "", "progress_ack": "labels",
         "remaining": "remaining", "nothing_left": "", "resume": "title", "legal_note": "",
         "human": "hotlines", "hotlines_header": "", "evidence_header": "", "traps_header": "",
-        "law_header": "", "amount_big": "amount", "amount_small": "amount",
+        "law_header": "", "law_summary_header": "", "amount_big": "amount", "amount_small": "amount",
+        "amount_theft": "amount", "steps_done_unmarked": "", "hotline_also": "number",
         "secret_warning": "what", "pii_warning": "what", "rate_limited": "",
         "static_fallback": "", "error_fallback": "", "non_text": "", "empty": "", "too_long": "",
         "also_offer": "titles", "pattern_named": "pattern giveaway",
@@ -167,6 +177,35 @@ def all_templates(kb: KnowledgeBase) -> Iterator[tuple[str, str, bool]]:
         yield f"hotlines.{h.id}.use", h.use, False
         if h.not_for:
             yield f"hotlines.{h.id}.not_for", h.not_for, False
+    for proc in kb.procedures.values():
+        if proc.detail:
+            yield f"procedures.{proc.id}.detail", proc.detail, False
+
+
+URGENT_ACTIONS: dict[str, tuple[str, str]] = {
+    # action → ("ref", reference the urgent template must contain) or ("text", regex on the
+    # rendered reply). Brief §8.2 unless noted.
+    "report_police": ("ref", "{hotline:110}"),  # 1. 立刻报警
+    "freeze_account": ("ref", "{proc:freeze_account}"),  # 2. 冻结微信帐号
+    "payment_support": ("ref", "{hotline:95017}"),  # 2. 联系微信支付客服
+    "bank": ("text", r"银行"),  # 2. 通知银行挂失或冻结
+    "save_evidence": ("text", r"截图|保存|证据|留下"),  # 3. 保存证据
+    "warn_friends": ("text", r"亲友"),  # 4. 告诉亲友
+    "no_paid_recovery": ("text", r"追回|追款"),  # 5. 不要找“追款”服务
+    "stop_paying": ("text", r"不再付|别再付|不要再付"),  # §9.1/§9.6/§9.7: 继续要钱
+    "change_passwords": ("text", r"密码"),  # §8.1 解冻前修改密码
+    "stop_and_take_back": ("text", r"停止.{0,12}收回"),  # §9.3 / 反诈法第三十一条
+    "legal_advice": ("ref", "{hotline:12348}"),  # §8 12348 免费法律咨询
+    "name_helping_crime": ("ref", "{law:xf_287_2}"),  # §1.6, §9.3 帮信罪
+}
+"""How ``kb check`` recognises each ``UrgentAction`` in a scenario's urgent reply."""
+
+# 🟡 registry items a template might name by hand, bypassing the hedge its reference adds.
+_HAND_WRITTEN = re.compile(
+    r"weixin110|110\.qq\.com|腾讯110|腾讯客服|(?<![.\da-zA-Z])(?:95017|12348|12321|12377|12378)(?![.\d])"
+)
+# A law quoted only in part: the brief names a further paragraph next to the quotation.
+_OTHER_PARA_RE = re.compile(r"第([一二三四五六七八九十]+)款|本条共|只引了")
 
 
 def _status_of(kb: KnowledgeBase, kind: str, ref_id: str) -> Status | None:
@@ -174,6 +213,7 @@ def _status_of(kb: KnowledgeBase, kind: str, ref_id: str) -> Status | None:
         "law": kb.laws,
         "hotline": kb.hotlines,
         "proc": kb.procedures,
+        "howto": kb.procedures,
         "pattern": {},
     }
     item = registries[kind].get(ref_id)
@@ -198,6 +238,7 @@ def problems(kb: KnowledgeBase, brief_text: str | None = None) -> list[str]:
         for hid in sc.urgent_hotlines:
             if f"{{hotline:{hid}}}" not in sc.urgent:
                 out.append(f"{sc.id}.urgent: does not name its urgent hotline {hid!r}")
+        out += _urgent_must_problems(kb, sc)
         for st in sc.steps:
             if st.marks and st.marks not in kb.flags:
                 out.append(f"{sc.id}.steps.{st.id}: unknown flag {st.marks!r}")
@@ -262,9 +303,88 @@ def problems(kb: KnowledgeBase, brief_text: str | None = None) -> list[str]:
     for law in kb.laws.values():
         if len(f"{law.short}{law.article}\n{law.text}") > MAX_SCREEN_CHARS:
             out.append(f"laws.{law.id}: quotation longer than one screen")
+    out += _legal_note_problems(kb)
+    out += _hedge_problems(kb)
     if brief_text is not None:
         out += _against_brief(kb, brief_text)
     return sorted(set(out), key=out.index)
+
+
+def _urgent_must_problems(kb: KnowledgeBase, sc: Scenario) -> list[str]:
+    """The urgent reply, as the user reads it (legal note included), names every must action."""
+    try:
+        shown = "\n".join(with_legal_note(kb, [render(kb, sc.urgent, _SAMPLE_VARS)]))
+    except RenderError:
+        return []  # reported by the template checks
+    out: list[str] = []
+    for action in sc.urgent_must:
+        kind, needle = URGENT_ACTIONS[action]
+        if kind == "ref":  # {howto:x} shows what {proc:x} shows, and more
+            found = needle in sc.urgent or needle.replace("{proc:", "{howto:") in sc.urgent
+        else:
+            found = re.search(needle, shown) is not None
+        if kind == "ref" and not found:  # a reference may also arrive through the legal note
+            found = needle in kb.texts.get("legal_note", "")
+        if not found:
+            out.append(f"{sc.id}.urgent: lacks urgent_must action {action!r} ({needle})")
+    return out
+
+
+def _legal_note_problems(kb: KnowledgeBase) -> list[str]:
+    """The not-legal-advice line exists, points to 12348, and fits after every citing message.
+
+    Code paths add the note with ``knowledge.render.with_legal_note``; here the data must make
+    that possible: a one-message template that cites law still fits one screen with the note,
+    a group warning (one message, no room for a second) fits with the note for every pattern,
+    and the note itself names no law (it would need a note of its own).
+    """
+    out: list[str] = []
+    note_tpl = kb.texts.get("legal_note")
+    if note_tpl is None:
+        return ["texts.legal_note: missing"]
+    if "{hotline:12348}" not in note_tpl:
+        out.append("texts.legal_note: must name {hotline:12348} (free legal advice)")
+    note = render(kb, note_tpl)
+    if cites_law(note):
+        out.append("texts.legal_note: cites a law itself")
+    for where, template, one_message in all_templates(kb):
+        try:
+            text = render(kb, template, _SAMPLE_VARS)
+        except RenderError:
+            continue
+        if one_message and cites_law(text) and len(text) + 1 + len(note) > MAX_SCREEN_CHARS:
+            out.append(f"{where}: cites law and with the legal note is longer than one screen")
+    if "group_alert" in kb.texts:
+        for p in kb.patterns.values():
+            laws = "、".join(law_citation(kb, lid) for lid in p.laws[:2] if lid in kb.laws) or "—"
+            try:
+                alert = render(kb, kb.texts["group_alert"], {
+                    "name": "某" * 16, "pattern": p.name, "giveaway": render(kb, p.giveaway), "laws": laws})
+            except RenderError:
+                continue
+            if len(alert) + 1 + len(note) > MAX_SCREEN_CHARS:
+                out.append(f"patterns.{p.id}: group warning with the legal note is longer than one screen")
+    if "原文" in kb.texts.get("law_summary_header", ""):
+        out.append("texts.law_summary_header: stands above the plain-words summary (law_intro), must not say 原文")
+    if "law_header" in kb.texts and "原文" not in kb.texts["law_header"]:
+        out.append("texts.law_header: stands above the verbatim quotations, must say 原文")
+    return out
+
+
+def _hedge_problems(kb: KnowledgeBase) -> list[str]:
+    """A 🟡 hotline or procedure always carries its hedge: it may only be named by reference."""
+    out: list[str] = []
+    for key in ("hedge_hotline", "hedge_proc", "hedge_law"):
+        if not kb.texts.get(key, "").strip():
+            out.append(f"texts.{key}: empty; 🟡 items need their hedge")
+    for where, template, _ in all_templates(kb):
+        bare = REF_RE.sub("", template)
+        for m in _HAND_WRITTEN.finditer(bare):
+            out.append(f"{where}: names {m.group(0)!r} by hand; use its {{hotline:id}} so the hedge is added")
+    for h in kb.hotlines.values():
+        if h.status is Status.partial and not h.number.strip():
+            out.append(f"hotlines.{h.id}: empty number")
+    return out
 
 
 def _squash(text: str) -> str:
@@ -345,8 +465,13 @@ def _brief_quotes(brief_text: str) -> list[tuple[str, str]]:
                 blocks.append([ln])
             else:
                 blocks[-1].append(ln)
-        note = _NOTE_RE.match(neighbour(end, 1))
-        bold = _BOLD_RE.match(neighbour(start - 1, -1))
+        after, before = neighbour(end, 1), neighbour(start - 1, -1)
+        note = _NOTE_RE.match(after)
+        bold = _BOLD_RE.match(before)
+        # Remarks that may say the quotation is only part of its article: the line after it,
+        # and a lead-in line before it ("下面只引了第一款……").
+        after_remark = "" if after.startswith(">") else _plain(after)
+        before_remark = "" if before.startswith(">") or not re.search("下面|只引", before) else _plain(before)
         for k, block in enumerate(blocks):
             # (article, first paragraph number, item) claimed by each source for this block.
             claims: list[tuple[str, int, str]] = []
@@ -376,11 +501,27 @@ def _brief_quotes(brief_text: str) -> list[tuple[str, str]]:
                 if len(paragraphs) == 1:
                     out.append((f"{article}{_para_label(first)}{item}", paragraphs[0]))
                 continue
-            for n, para_text in enumerate(paragraphs, start=first):
-                out.append((f"{article}{_para_label(n)}", para_text))
-            if first == 1:
+            for number, text in enumerate(paragraphs, start=first):
+                out.append((f"{article}{_para_label(number)}", text))
+            remarks = ([before_remark] if k == 0 else []) + ([after_remark] if k == len(blocks) - 1 else [])
+            last = first + len(paragraphs) - 1
+            if first == 1 and not any(_says_partial(r, article, last) for r in remarks):
                 out.append((article, "".join(paragraphs)))
     return out
+
+
+def _says_partial(remark: str, article: str, last_paragraph: int) -> bool:
+    """Does a remark next to a quotation of ``article`` say the article has more paragraphs?
+
+    A remark about another article ("（第四条第二款：……）" before 第十条) does not count; one
+    that names no article ("（第二款为单位犯罪……）") is about the quotation it stands by.
+    """
+    articles = re.findall(_ART, remark)
+    if articles and article not in articles:
+        return False
+    if "本条共" in remark or "只引" in remark:
+        return True
+    return any(_cn_int(n) > last_paragraph for n in _OTHER_PARA_RE.findall(remark) if n)
 
 
 def _hotline_rows(brief_text: str) -> list[tuple[str, str]]:
@@ -429,6 +570,8 @@ def _against_brief(kb: KnowledgeBase, brief_text: str) -> list[str]:
     quotes = _brief_quotes(brief_text)
     everything = _squash(re.sub(r"(?m)^\s*>", "", brief_text))
     for law in kb.laws.values():
+        if law.effective not in brief_text:
+            out.append(f"laws.{law.id}: effective date {law.effective} is not in the knowledge brief")
         body = _squash(law.text)
         cite = f"{law.article}{law.paragraph or ''}"
         if (cite, body) in quotes:
@@ -467,6 +610,8 @@ def _against_brief(kb: KnowledgeBase, brief_text: str) -> list[str]:
         if not matches:
             out.append(f"hotlines.{line.id}: number {number} has no row in the knowledge brief's hotline table")
             continue
+        if line.also_written and _plain(line.also_written) not in plain_brief:
+            out.append(f"hotlines.{line.id}: also_written {line.also_written} not in the knowledge brief")
         qualified = [m for m in matches if m[0] and m[0] in f"{line.name}{line.owner}"]
         brief_status = min((_brief_status(s) for _, s in qualified or matches),
                            key=_CERTAINTY.__getitem__)
@@ -494,6 +639,7 @@ _SAMPLE_VARS: dict[str, object] = {
     "what": "验证码",
     "hotlines": "110",
     "titles": "「钱被转走」",
+    "number": "010-12321",
 }
 
 

@@ -1,8 +1,9 @@
 """Turn knowledge templates into the text a user reads.
 
 Templates never spell out a phone number, an article number or a menu path: they write
-``{hotline:95017}``, ``{law:adfl_31}``, ``{proc:freeze_account}`` or ``{pattern:id}`` and
-this module expands the reference from its registry, adding the hedge that a 🟡 item needs.
+``{hotline:95017}``, ``{law:adfl_31}``, ``{proc:freeze_account}`` (the menu path),
+``{howto:freeze_account}`` (the path and its detail) or ``{pattern:id}`` and this module
+expands the reference from its registry, adding the hedge that a 🟡 item needs.
 Plain ``{name}`` fields are filled from keyword arguments (amounts, titles, lists).
 """
 
@@ -13,11 +14,19 @@ from collections.abc import Mapping
 
 from knowledge.schema import KnowledgeBase, Status
 
-REF_RE = re.compile(r"\{(law|hotline|proc|pattern):([A-Za-z0-9_.\-]+)\}")
+REF_RE = re.compile(r"\{(law|hotline|proc|howto|pattern):([A-Za-z0-9_.\-]+)\}")
 VAR_RE = re.compile(r"\{([a-z_]+)\}")
 
 HEDGE_KEYS = {"hotline": "hedge_hotline", "proc": "hedge_proc", "law": "hedge_law"}
 """texts.yaml keys of the hedge a 🟡 item of each kind carries wherever it is shown."""
+
+MAX_SCREEN_CHARS = 400
+"""One phone screen of WeChat text, roughly 16 characters × 25 lines."""
+
+CITATION_RE = re.compile(r"《[^》]*(?:法|典|解释|意见)[^》]*》|两高")
+"""What a rendered text looks like when it gives legal information: a statute or judicial
+interpretation named in 《》 (every ``{law:}`` citation renders so), or the 两高(一部) documents
+the amount notes rely on. Such a text must be followed by the not-legal-advice line."""
 
 
 class RenderError(KeyError):
@@ -49,9 +58,12 @@ def _expand_ref(kb: KnowledgeBase, kind: str, ref_id: str) -> str:
             return law_citation(kb, ref_id)
         if kind == "hotline":
             return hotline_number(kb, ref_id)
-        if kind == "proc":
+        if kind in ("proc", "howto"):
             proc = kb.procedures[ref_id]
-            return proc.path + (hedge(kb, "proc") if proc.status is Status.partial else "")
+            shown = proc.path + (hedge(kb, "proc") if proc.status is Status.partial else "")
+            if kind == "howto" and proc.detail:  # the path and how to get through it
+                shown += "\n" + REF_RE.sub(lambda m: _expand_ref(kb, m.group(1), m.group(2)), proc.detail)
+            return shown
         return kb.patterns[ref_id].name
     except KeyError as exc:
         raise RenderError(f"unknown {kind} id {ref_id!r}") from exc
@@ -81,6 +93,31 @@ def render_text(kb: KnowledgeBase, key: str, **variables: object) -> str:
 def kinds_text(kb: KnowledgeBase, kinds: list[str]) -> str:
     """'验证码、密码' for the kinds of personal data that redaction found."""
     return "、".join(render_text(kb, f"kind_{k}") for k in kinds)
+
+
+def cites_law(text: str) -> bool:
+    """Does this rendered text give legal information (see ``CITATION_RE``)?"""
+    return CITATION_RE.search(text) is not None
+
+
+def with_legal_note(kb: KnowledgeBase, replies: list[str]) -> list[str]:
+    """The messages, with the not-legal-advice line right after the last one that cites law.
+
+    Every rendering path (private dialog, group answers and warnings, weekly tips) passes its
+    outgoing messages through here, so no law citation reaches a user without the 12348 line.
+    The note joins the citing message when both fit one screen, else it follows on its own.
+    """
+    note = render_text(kb, "legal_note")
+    citing = [i for i, text in enumerate(replies) if cites_law(text.replace(note, ""))]
+    if not citing:
+        return replies
+    last = citing[-1]
+    tail = replies[last]
+    if tail.endswith(note) or any(note in later for later in replies[last + 1:]):
+        return replies
+    if len(tail) + 1 + len(note) <= MAX_SCREEN_CHARS:
+        return [*replies[:last], tail + "\n" + note, *replies[last + 1:]]
+    return [*replies[:last + 1], note, *replies[last + 1:]]
 
 
 def referenced_ids(template: str) -> list[tuple[str, str]]:

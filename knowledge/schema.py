@@ -8,7 +8,7 @@ referenced by id everywhere else. These models are the contract those YAML files
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +27,30 @@ ScenarioId = Literal[
 
 SCENARIO_IDS: tuple[str, ...] = get_args(ScenarioId)
 
+UrgentAction = Literal[
+    "report_police",
+    "freeze_account",
+    "payment_support",
+    "bank",
+    "save_evidence",
+    "warn_friends",
+    "no_paid_recovery",
+    "stop_paying",
+    "change_passwords",
+    "stop_and_take_back",
+    "legal_advice",
+    "name_helping_crime",
+]
+"""Actions an urgent reply can be required to name (``Scenario.urgent_must``).
 
-class Status(str, Enum):
+They are the steps of knowledge brief §8.2 (报警; 冻结帐号, 95017, 银行; 保存证据; 告诉亲友;
+不找“追款”), plus what the brief gives for the situations §8.2 does not cover (account rental:
+stop and take the account back, 12348 for advice, the crime §1.6/§9.3 name). How each one is
+recognised in a rendered reply is ``knowledge.loader.URGENT_ACTIONS``.
+"""
+
+
+class Status(StrEnum):
     """Verification status copied from the knowledge brief's legend.
 
     verified (✅) may be stated plainly; partial (🟡) is rendered with a hedge and the
@@ -67,6 +89,9 @@ class Hotline(_Strict):
     owner: str
     use: str = Field(description="What to call it for, in plain words")
     not_for: str | None = Field(default=None, description="Common misuse to warn about")
+    also_written: str | None = Field(
+        default=None, description="Another way the brief writes the number, e.g. 010-12321"
+    )
     status: Status
 
 
@@ -76,7 +101,9 @@ class Procedure(_Strict):
     id: str
     name: str
     path: str
-    detail: str | None = None
+    detail: str | None = Field(
+        default=None, description="How to get through it; shown with the path by {howto:id}"
+    )
     status: Status
 
 
@@ -124,6 +151,10 @@ class Scenario(_Strict):
     menu_label: str
     urgent: str = Field(description="First reply: the most urgent action and its hotline")
     urgent_hotlines: list[str] = Field(description="Hotline ids the urgent reply must name")
+    urgent_must: list[UrgentAction] = Field(
+        default_factory=list,
+        description="Actions (brief §8.2) the urgent reply must contain; checked by kb check",
+    )
     steps: list[Step] = Field(default_factory=list)
     laws: list[str] = Field(default_factory=list)
     law_intro: str = ""

@@ -149,7 +149,7 @@ async def test_the_amount_asked_for_is_understood(pipeline: Pipeline, kb: Knowle
     await say(pipeline, "3")  # fraud_victim asks how much was lost
     out = await say(pipeline, answer)
     key = "amount_big" if amount >= 3000 else "amount_small"
-    assert joined(out) == text_of(kb, key, amount=amount)
+    assert joined(out) == text_of(kb, key, amount=amount) + "\n" + text_of(kb, "legal_note")
 
 
 async def test_progress_in_the_first_message_is_kept(pipeline: Pipeline, kb: KnowledgeBase) -> None:

@@ -94,6 +94,7 @@ async def test_redis_down_gives_static_answer_and_recovers(make_pipeline, tmp_pa
         down = await say(pipeline, "我被骗了5000块，刚转给刷单的", user="rd")
         assert down.state == "degraded"
         assert "110" in joined(down)
+        assert joined(down).endswith(text_of(kb, "legal_note"))  # the urgent reply cites 第二十条
         unknown = await say(pipeline, "菜单", user="rd")
         assert joined(unknown) == text_of(kb, "static_fallback")
         server2 = EmbeddedValkey(tmp_path / "v")
