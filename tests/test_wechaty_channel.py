@@ -392,6 +392,26 @@ async def test_send_that_keeps_failing_is_logged_not_lost_silently(
     await peer.wait_sent(2)
 
 
+async def test_a_broken_delivery_does_not_drop_the_ones_queued_behind_it(
+        peer: FakePuppetServer, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    channel = await connect(Recorder(reply=lambda m: [Reply(text=f"答复 {m.text}")]), send_interval_room=0.3)
+    real = channel.outbox._deliver
+    broken: list[str] = []
+
+    async def deliver(conv: str, d: Any) -> bool:
+        if not broken:
+            broken.append(d.ref)
+            await until(lambda: channel.outbox.backlog == 1, what="the second reply queued behind")
+            raise RuntimeError("a bug in delivery")
+        return await real(conv, d)
+
+    monkeypatch.setattr(channel.outbox, "_deliver", deliver)
+    peer.say("alice-id", "一")
+    peer.say("alice-id", "二")
+    sent = await peer.wait_sent(1)
+    assert [s.text for s in sent] == ["答复 二"] and channel.stats["send_errors"] == 1
+
+
 async def test_a_proactive_send_that_fails_raises_so_the_tip_is_due_again(
         peer: FakePuppetServer, connect: Any) -> None:
     channel = await connect(Recorder())

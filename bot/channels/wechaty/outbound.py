@@ -73,12 +73,18 @@ class Outbox:
     async def _drain(self, conv: str, queue: deque[Delivery]) -> None:
         try:
             while queue:
-                delivery = queue[0]
+                delivery = queue.popleft()
                 ok = False
                 try:
                     ok = await self._deliver(conv, delivery)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one broken delivery must not drop those behind it
+                    self._run.reraise_if_cancelled(exc)
+                    self._run.count("send_errors")
+                    log.error("wechaty: reply to %s for %s NOT delivered: %s", delivery.ref, tag(conv),
+                              type(exc).__name__, extra={"channel": CHANNEL, "error": type(exc).__name__})
                 finally:
-                    queue.popleft()
                     if delivery.done is not None and not delivery.done.done():
                         delivery.done.set_result(ok)
         finally:
