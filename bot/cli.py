@@ -118,6 +118,11 @@ async def _run(settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.mp:
+        from bot.bench_mp import main as bench_mp_main
+
+        return bench_mp_main(["--users", str(args.users), "--messages", str(args.messages),
+                              *(["--json"] if args.json else [])])
     from bot.bench import main as bench_main
 
     return bench_main(args)
@@ -145,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--processes", type=int, default=1, help="bot processes sharing one Redis")
     bench.add_argument("--peer", action="store_true", help="also run the aiogram peer, A B A B")
+    bench.add_argument("--mp", action="store_true",
+                       help="the 公众号 passive reply under load over HTTP (p99 against WeChat's 5 s)")
     bench.add_argument("--waves", type=int, default=1,
                        help="repeat with new users N times, printing memory after each wave")
     bench.add_argument("--classify-seconds", type=float, default=1.0,

@@ -50,3 +50,8 @@ class Outcome(BaseModel):
     scenario: str | None = None
     state: str = "start"
     duplicate: bool = False
+    handoff: bool = Field(
+        default=False,
+        description="The user asked for a human (人工). Replies already say honestly that there is "
+        "none; a channel that can reach a human servicer may hand the conversation over instead.",
+    )

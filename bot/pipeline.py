@@ -41,7 +41,7 @@ from bot.store.sessions import (
 )
 from dialogs.engine import Dialog
 from dialogs.session import Session
-from dialogs.understand import Understander, Understood
+from dialogs.understand import Command, Understander, Understood
 from knowledge.matcher import Matcher
 from knowledge.render import render, render_text, with_legal_note
 from knowledge.scanner import Scanner
@@ -144,7 +144,8 @@ class Pipeline:
                 log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
                                         "scenario": new.scenario, "replies": len(texts),
                                         "kinds": sorted(red.kinds)})
-            return Outcome(replies=replies, scenario=new.scenario, state=new.state)
+            return Outcome(replies=replies, scenario=new.scenario, state=new.state,
+                           handoff=u.command is Command.human)
         except DuplicateMessage as dup:
             metrics.DUPLICATES.inc()
             return Outcome(replies=dup.replies, duplicate=True, state="duplicate")
@@ -158,7 +159,7 @@ class Pipeline:
             log.warning("store unavailable, static answer",
                         extra={"conv": self.store.tag(conv), "error": type(exc).__name__})
             return self._static(msg, u)
-        except Exception as exc:  # noqa: BLE001 - the user must get an answer whatever broke
+        except Exception as exc:  # the user must get an answer whatever broke
             metrics.ERRORS.labels("pipeline").inc()
             log.error("turn failed", extra={"conv": self.store.tag(conv), "error": type(exc).__name__,
                                             "where": _frames(exc)})

@@ -104,7 +104,7 @@ class Runtime:
             return False
         try:
             return bool(await self.redis.ping())
-        except Exception:  # noqa: BLE001 - readiness is a yes/no question
+        except Exception:  # readiness is a yes/no question
             return False
 
     async def close(self) -> None:

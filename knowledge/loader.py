@@ -72,6 +72,11 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
 }
 """Every texts.yaml key the code uses, with the variables its template may contain."""
 
+CHANNEL_TEXTS: dict[str, frozenset[str]] = {
+    "mp_welcome": frozenset(), "kf_welcome": frozenset(), "kf_handoff": frozenset(),
+}
+"""Keys of texts_channels.yaml (the 公众号 and 微信客服 channels), same rules as REQUIRED_TEXTS."""
+
 
 class KnowledgeError(Exception):
     """The knowledge base is invalid; ``problems`` lists every reason."""
@@ -135,6 +140,15 @@ def read(data_dir: Path = DATA_DIR) -> tuple[KnowledgeBase | None, list[str]]:
     if not isinstance(texts, dict):
         problems.append("texts.yaml: missing or not a mapping")
         texts = {}
+    for extra_path in sorted(data_dir.glob("texts_*.yaml")):  # more texts, one file per owner
+        extra = _read_yaml(extra_path)
+        if not isinstance(extra, dict):
+            problems.append(f"{extra_path.name}: not a mapping")
+            continue
+        for key, value in extra.items():
+            if key in texts:
+                problems.append(f"{extra_path.name}: key {key!r} already defined")
+            texts[key] = value
     try:
         kb = KnowledgeBase(
             laws=laws,
@@ -246,7 +260,7 @@ def problems(kb: KnowledgeBase, brief_text: str | None = None) -> list[str]:
             out.append("texts.legal_note: missing (needed by scenarios that touch law)")
         if sc.id not in kb.examples or len(kb.examples[sc.id]) < 10:
             out.append(f"examples/{sc.id}.txt: fewer than 10 example phrasings")
-    for key, allowed in REQUIRED_TEXTS.items():
+    for key, allowed in {**REQUIRED_TEXTS, **CHANNEL_TEXTS}.items():
         if key not in kb.texts:
             out.append(f"texts.{key}: missing")
             continue

@@ -78,7 +78,7 @@ class AutoPipeline:
                 # The server lost its script cache (restart): the script object reloads it.
                 try:
                     fut.set_result(await script(keys=keys, args=args))
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                except Exception as exc:  # handed to the caller
                     fut.set_exception(exc)
             elif isinstance(result, Exception):
                 fut.set_exception(result)

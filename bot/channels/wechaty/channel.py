@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from aiohttp import web
+
 from bot.models import Reply
 
 from . import connection
@@ -29,6 +31,8 @@ __all__ = ["CHANNEL", "EVENTS", "Handler", "WechatyChannel"]
 
 class WechatyChannel:
     """The WeChat channel: ``await start()`` spawns its tasks, ``await stop()`` ends them."""
+
+    name = CHANNEL
 
     def __init__(self, settings: WechatySettings, handle: Handler) -> None:
         if settings.endpoint is None or settings.token is None:
@@ -98,6 +102,14 @@ class WechatyChannel:
         self.connection.close()
         self._runner = self._consumer = self._watchdog = None
         log.info("wechaty channel stopped", extra={"channel": CHANNEL})
+
+    def routes(self) -> list[web.RouteDef]:
+        """A push channel: nothing to mount on the HTTP server (``Channel`` protocol)."""
+        return []
+
+    async def send(self, to: str, text: str) -> None:
+        """``Channel.send``: a proactive message to a room (weekly tips)."""
+        await self.send_to_room(to, text)
 
     async def send_to_room(self, room_id: str, text: str) -> None:
         """Proactive message to a room (the weekly tip): split, paced and retried like replies,

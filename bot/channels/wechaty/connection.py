@@ -143,7 +143,7 @@ class Connection:
     async def _ding(self, link: _PuppetLink) -> None:
         try:
             await link.ding()
-        except Exception as exc:  # noqa: BLE001 - the watchdog decides, this only logs
+        except Exception as exc:  # the watchdog decides, this only logs
             log.info("wechaty ding failed: %s", _describe(exc), extra={"channel": CHANNEL})
 
     # -- events (sync listeners: they must never raise into the client's stream loop) ----
@@ -172,7 +172,7 @@ class Connection:
             elif name == "error":
                 self._run_state.count("client_errors")
                 log.warning("wechaty error event: %s", _describe(payload), extra={"channel": CHANNEL})
-        except Exception as exc:  # noqa: BLE001 - a listener must not break the stream
+        except Exception as exc:  # a listener must not break the stream
             log.error("wechaty event %s not handled: %s", name, type(exc).__name__, extra={"channel": CHANNEL})
 
     async def _refresh_self_name(self, link: _PuppetLink) -> None:
@@ -180,5 +180,5 @@ class Connection:
             return
         try:
             self.self_name = (await link.contact(self.self_id)).name or None
-        except Exception as exc:  # noqa: BLE001 - mentions by id still work without the name
+        except Exception as exc:  # mentions by id still work without the name
             log.info("wechaty: own name not available (%s)", _describe(exc), extra={"channel": CHANNEL})

@@ -40,7 +40,7 @@ class Directory:
             return None
         try:
             payload = await fetch(link)
-        except Exception as exc:  # noqa: BLE001 - an unknown name must not fail the message
+        except Exception as exc:  # an unknown name must not fail the message
             self._run.reraise_if_cancelled(exc)
             # ``kind`` goes into the template (not the args) so each record's ``msg`` stays
             # the fixed "wechaty contact|room %s: ..." string that log grouping keys on.
@@ -75,7 +75,7 @@ class Directory:
             return None
         try:
             alias = await link.room_alias(room_id, self_id)
-        except Exception as exc:  # noqa: BLE001 - many gateways do not implement it
+        except Exception as exc:  # many gateways do not implement it
             self._run.reraise_if_cancelled(exc)
             alias = ""
         self._aliases.put(room_id, alias)

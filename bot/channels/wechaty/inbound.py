@@ -94,7 +94,7 @@ class Inbound:
                     routed = self._ingest_join(value)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one unreadable payload must not stop the consumer
+            except Exception as exc:  # one unreadable payload must not stop the consumer
                 self._run.reraise_if_cancelled(exc)
                 self._run.count("ingest_errors")
                 log.error("wechaty message %s not processed: %s", key, _describe(exc),
@@ -171,7 +171,7 @@ class Inbound:
                 outcome = await self._handle(incoming)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the loop
+            except Exception as exc:  # one bad message must not stop the loop
                 self._run.reraise_if_cancelled(exc)
                 self._run.count("handler_errors")
                 log.error("wechaty message %s: handler failed with %s (conv %s)\n%s", m.id,
@@ -209,7 +209,7 @@ class Inbound:
                 outcome = await self._handle(incoming)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one bad join must not stop the loop
+            except Exception as exc:  # one bad join must not stop the loop
                 self._run.reraise_if_cancelled(exc)
                 self._run.count("handler_errors")
                 log.error("wechaty join %s: handler failed with %s\n%s", tag(p.room_id), type(exc).__name__,

@@ -79,7 +79,7 @@ class Outbox:
                     ok = await self._deliver(conv, delivery)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - one broken delivery must not drop those behind it
+                except Exception as exc:  # one broken delivery must not drop those behind it
                     self._run.reraise_if_cancelled(exc)
                     self._run.count("send_errors")
                     log.error("wechaty: reply to %s for %s NOT delivered: %s", delivery.ref, tag(conv),
@@ -127,7 +127,7 @@ class Outbox:
                 await link.send_text(conv, text, mention)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure is retried or counted as lost
+            except Exception as exc:  # every failure is retried or counted as lost
                 self._run.reraise_if_cancelled(exc)
                 self._run.count("send_errors")
                 if _maybe_delivered(exc):
