@@ -367,14 +367,16 @@ async def test_failed_send_is_retried(peer: FakePuppetServer, connect: Any) -> N
 
 
 async def test_a_send_that_times_out_is_not_sent_twice(peer: FakePuppetServer, connect: Any) -> None:
-    rec = Recorder(reply=lambda m: [Reply(text="只发一次")])
+    rec = Recorder(reply=lambda m: [Reply(text="只发一次" if m.text == "问题" else "下一条")])
     channel = await connect(rec, rpc_timeout=0.3)
     peer.slow_sends = 1.0  # the gateway sends, then answers after the client gave up
     peer.say("alice-id", "问题")
     await until(lambda: channel.stats["send_uncertain"] == 1)
-    await asyncio.sleep(1.2)
-    assert [s.text for s in peer.sent] == ["只发一次"]
-    assert peer.calls.count("MessageSendText") == 1
+    peer.slow_sends = 0.0
+    peer.say("alice-id", "再问")  # the conversation's outbox is FIFO: a resend would come first
+    sent = await peer.wait_sent(2)
+    assert [s.text for s in sent] == ["只发一次", "下一条"]
+    assert peer.calls.count("MessageSendText") == 2
 
 
 async def test_send_that_keeps_failing_is_logged_not_lost_silently(
