@@ -1,8 +1,9 @@
 """Group messages, the bot's side: read, fetch the room's settings if needed, decide, carry out.
 
 The decisions are ``bot/group_rules.py`` (pure, tested without Redis); this module only does
-what a decision asks — the writes, the gates in order, the room's budget — on the
-``RoomStore``, and counts what happened. It holds no policy of its own.
+what a decision asks — the writes, the gates in order, the room's budget — through
+``RoomStore.carry_out`` (one script: an ad warning used to take five round trips, now the
+settings read plus one), and counts what happened. It holds no policy of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from bot import metrics
 from bot.group_rules import Decision, GroupRules, strip_mentions
 from bot.models import IncomingMessage, Reply
-from bot.store.rooms import Gate, Increment, RoomStore, SpendBudget, Write
+from bot.store.rooms import Increment, RoomStore, Step
 from knowledge.scanner import Scanner
 
 __all__ = ["GroupHandler", "strip_mentions"]
@@ -37,28 +38,14 @@ class GroupHandler:
         return replies, decision.scenario if replies else None
 
     async def carry_out(self, msg: IncomingMessage, d: Decision) -> list[Reply]:
-        """Make the writes, check each part's gates, spend the room's budget once for what is
-        left, then make the writes that depend on it having been said."""
-        channel, room = msg.channel, msg.room_id or ""
-        for w in d.writes:
-            await self.rooms.write(channel, room, w)
-        said: list[Reply] = []
-        after: list[Write] = []
-        for part in d.parts:
-            if await self._all_pass(channel, room, part.gates):
-                said += part.replies
-                after += part.if_sent
-        if said and d.budget is not None and not await self.rooms.passes(channel, room, SpendBudget(d.budget)):
-            metrics.RATE_LIMITED.inc()  # the bot's own flood limit: an @-mention flood must not make it a spammer
+        """Hand the decision to the room store (one round trip) and keep the parts it passed."""
+        if not d.writes and not d.parts:
             return []
-        for w in after:
-            await self.rooms.write(channel, room, w)
-            if w == ALERT_COUNTER:
-                metrics.ALERTS.inc()
-        return said
-
-    async def _all_pass(self, channel: str, room: str, gates: tuple[Gate, ...]) -> bool:
-        for g in gates:
-            if not await self.rooms.passes(channel, room, g):
-                return False
-        return True
+        steps = [Step(gates=p.gates, speaks=bool(p.replies), if_sent=p.if_sent) for p in d.parts]
+        passed = await self.rooms.carry_out(msg.channel, msg.room_id or "", d.writes, steps, d.budget)
+        if passed is None:  # the bot's own flood limit: an @-mention flood must not make it a spammer
+            metrics.RATE_LIMITED.inc()
+            return []
+        said = [(p, ok) for p, ok in zip(d.parts, passed, strict=True) if ok]
+        metrics.ALERTS.inc(sum(1 for p, _ in said if ALERT_COUNTER in p.if_sent))
+        return [r for p, _ in said for r in p.replies]

@@ -123,8 +123,8 @@ class Part:
 
     replies: tuple[Reply, ...]
     gates: tuple[Gate, ...] = ()
-    if_sent: tuple[Write, ...] = ()
-    """Writes made only when these replies are really said (the alert counter)."""
+    if_sent: tuple[Increment, ...] = ()
+    """Counters incremented only when these replies are really said (the alert counter)."""
 
 
 @dataclass(frozen=True)
