@@ -44,7 +44,7 @@ def freeze_path(kb: KnowledgeBase) -> str:
 FIRST_REPLY_MUST: dict[str, list[str]] = {
     # §8.2: 1. 报警 110; 2. 冻结微信帐号 + 95017 + 银行; 3. 保存证据
     "wallet_loss": ["110", "<freeze>", "95017", "银行", "截图"],
-    # §8.2 1–3 and 5; the online-fraud guide: 联系支付平台，尝试冻结
+    # §8.2 1–3 and 5: 110 (止付、冻结由公安机关决定), 95017 / 银行 (挂失或冻结自己的卡), 截图, 不再付, 追回
     "fraud_victim": ["110", "95017", "银行", "截图", "不再付", "追回"],
     # §8.1 冻结帐号 (identity check shown), §8.2 2 and 4, 110 also for 走账
     "account_stolen": ["<freeze>", "验证身份", "95017", "银行", "亲友", "走账", "110"],
