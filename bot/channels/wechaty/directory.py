@@ -17,7 +17,8 @@ from .text import tag
 P = TypeVar("P")
 """A gateway payload type (``WireContact``, ``WireRoom``) kept in a ``_TTLCache``."""
 
-LinkGetter = Callable[[], "_PuppetLink | None"]
+LinkGetter = Callable[[], _PuppetLink | None]
+"""The current connection's link (None while disconnected)."""
 
 
 class Directory:

@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.models import IncomingMessage, Outcome
+from bot.channels.base import Handler
+from bot.models import IncomingMessage
 
 from .connection import Connection
 from .directory import Directory
@@ -29,7 +30,6 @@ from .runstate import CHANNEL, RunState, log
 from .settings import WechatySettings
 from .text import _frames, mentions_name, tag, to_seconds
 
-Handler = Callable[[IncomingMessage], Awaitable[Outcome]]
 Job = Callable[[], Awaitable[None]]
 
 
