@@ -30,7 +30,7 @@ class GroupHandler:
     async def handle(self, msg: IncomingMessage, text: str,
                      secrets: list[str] | None = None) -> tuple[list[Reply], str | None]:
         """Replies for one room message (``text`` already redacted) and the scenario it touched."""
-        scan = self.scanner.scan(text) if msg.kind == "text" and not msg.mentioned else None
+        scan = self.scanner.scan(text, bot_name=self.rules.bot_name) if msg.kind == "text" and not msg.mentioned else None
         reading = self.rules.read(msg, text, secrets or [], scan)
         settings = await self.rooms.get(msg.channel, msg.room_id or "") if reading.needs_settings else None
         decision = self.rules.decide(msg, reading, settings)

@@ -55,6 +55,9 @@ ADMIN_COMMANDS: dict[str, tuple[str, bool | None, str]] = {
 READ_ONLY = {"统计", "帮助"}
 """Anyone may read the help and the counts; only admins change settings."""
 
+UNNAMED_ALERT = "unnamed"
+"""Cooldown key of alerts that name no pattern (the scanner's model found an ad no pattern fits)."""
+
 MENTION_RE = re.compile(r"@[^\s\u2005@]{1,32}[\u2005\s]?")
 
 
@@ -71,21 +74,22 @@ def poster_name(name: str | None) -> str:
     return redact(name).text.strip()[:16]
 
 
-def alert_text(kb: KnowledgeBase, pattern_id: str, poster: str) -> str:
+def alert_text(kb: KnowledgeBase, pattern_id: str | None, poster: str) -> str:
     """The public warning about one scam ad: who posted it, the pattern, the tell, the law.
 
-    It names laws, so it carries the not-legal-advice line in the same message.
+    The law only when the pattern has one the brief supports (then with the not-legal-advice
+    line in the same message); the pattern only when the scanner named one that fits
+    (``pattern_id`` None: the learned model found an ad no pattern fits).
     """
+    name = poster or render_text(kb, "someone")
+    if pattern_id is None:
+        return render_text(kb, "group_alert_unnamed", name=name)
     pattern = kb.patterns[pattern_id]
-    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2]) or "—"
-    text = render_text(
-        kb,
-        "group_alert",
-        name=poster or render_text(kb, "someone"),
-        pattern=pattern.name,
-        giveaway=render(kb, pattern.giveaway),
-        laws=laws,
-    )
+    giveaway = render(kb, pattern.giveaway)
+    if not pattern.laws:
+        return render_text(kb, "group_alert_no_law", name=name, pattern=pattern.name, giveaway=giveaway)
+    laws = "、".join(law_citation(kb, lid) for lid in pattern.laws[:2])
+    text = render_text(kb, "group_alert", name=name, pattern=pattern.name, giveaway=giveaway, laws=laws)
     return "\n".join(with_legal_note(kb, [text]))
 
 
@@ -107,7 +111,7 @@ class Reading:
     """The admin command word (``kind == "command"``)."""
     scenario: str | None = None
     pattern: str | None = None
-    """The scam pattern the scanner flagged (``kind == "alert"``)."""
+    """The scam pattern the scanner flagged (``kind == "alert"``; None: an ad no pattern fits)."""
     secrets: tuple[str, ...] = ()
     """Kinds of secret (验证码, 密码) the message contained: its sender is warned."""
 
@@ -165,7 +169,7 @@ class GroupRules:
             if word in ADMIN_COMMANDS:
                 return Reading("command", command=word, secrets=found)
             return Reading("question", scenario=self._scenario_of(asked, keep_out_of_scope=True), secrets=found)
-        if scan is not None and scan.alert and scan.pattern:
+        if scan is not None and scan.alert:
             return Reading("alert", pattern=scan.pattern, secrets=found)
         scenario = self._scenario_of(text, keep_out_of_scope=False)
         return Reading("keyword" if scenario else "chatter", scenario=scenario, secrets=found)
@@ -196,13 +200,14 @@ class GroupRules:
                 parts.append(Part((Reply(text=render_text(self.kb, "group_mention_menu"), mention=at),)))
             else:
                 parts.append(Part((self._short_answer(scenario, at),)))
-        elif reading.kind == "alert" and room is not None and room.alerts and reading.pattern:
+        elif reading.kind == "alert" and room is not None and room.alerts:
             # The budget is checked *before* the cooldown is claimed, so a warning dropped for
             # the budget is not counted as given (and the ad can still be warned about later).
             parts.append(Part(
                 (Reply(text=alert_text(self.kb, reading.pattern, poster_name(msg.user_name))),),
                 gates=(BudgetLeft(self.replies_per_min),
-                       AlertCooldown(reading.pattern, max(self.pattern_cooldown_s, 1), self.room_gap_s)),
+                       AlertCooldown(reading.pattern or UNNAMED_ALERT, max(self.pattern_cooldown_s, 1),
+                                     self.room_gap_s)),
                 if_sent=(Increment("n_alerts"),),
             ))
         elif reading.kind == "keyword" and room is not None and room.keywords and reading.scenario:

@@ -47,6 +47,7 @@ def _group_batches(kb: KnowledgeBase) -> Iterator[tuple[str, list[str]]]:
     for pid, pattern in kb.patterns.items():
         if pattern.group_alert:
             yield f"group warning {pid}", [alert_text(kb, pid, "某" * 16)]
+    yield "group warning (no pattern fits)", [alert_text(kb, None, "某" * 16)]
     tips = sorted(k for k in kb.texts if k.startswith("tip_"))
     for week in range(len(tips)):
         yield f"weekly tip {week + 1}", [tip_for(kb, week * WEEK_S)]

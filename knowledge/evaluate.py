@@ -65,6 +65,17 @@ class GroupMiss(BaseModel):
     reason: str
 
 
+class CategoryCounts(BaseModel):
+    """Rows of one ``category`` (group files may label their rows, e.g. "dating_lure", "news")."""
+
+    category: str
+    ads: bool
+    """Whether this category's rows are ads (alert expected) or benign."""
+    total: int
+    alerts: int
+    """Alerts raised on these rows: caught ads, or false alerts on benign rows."""
+
+
 class GroupReport(BaseModel):
     path: str
     total: int
@@ -82,6 +93,8 @@ class GroupReport(BaseModel):
     pattern_labelled: int
     errors: list[GroupMiss]
     """False alerts, misses, and alerts that named another pattern than the label."""
+    per_category: list[CategoryCounts] = []
+    """One entry per (category, ads/benign) when the rows carry a ``category``."""
 
 
 def _rows(path: str | Path) -> Iterator[dict[str, object]]:
@@ -144,11 +157,16 @@ def evaluate_group(scanner: Scanner, path: str | Path) -> GroupReport:
     tp = fp = fn = 0
     pattern_ok = pattern_labelled = 0
     errors: list[GroupMiss] = []
+    by_category: dict[tuple[str, bool], list[int]] = {}
     for r in rows:
         text = str(r["text"])
         want = bool(r["alert"])
         want_pattern = r.get("pattern")
         res = scanner.scan(text)
+        if r.get("category"):
+            counts = by_category.setdefault((str(r["category"]), want), [0, 0])
+            counts[0] += 1
+            counts[1] += res.alert
         wrong_pattern = False
         if want and res.alert:
             tp += 1
@@ -191,6 +209,10 @@ def evaluate_group(scanner: Scanner, path: str | Path) -> GroupReport:
         pattern_correct=pattern_ok,
         pattern_labelled=pattern_labelled,
         errors=errors,
+        per_category=[
+            CategoryCounts(category=c, ads=a, total=n, alerts=k)
+            for (c, a), (n, k) in sorted(by_category.items(), key=lambda kv: (not kv[0][1], kv[0][0]))
+        ],
     )
 
 
@@ -242,6 +264,11 @@ def format_group_report(r: GroupReport) -> str:
     ]
     if r.pattern_labelled:
         lines.append(f"pattern named correctly {r.pattern_correct}/{r.pattern_labelled}")
+    if r.per_category:
+        lines += ["", f"{'category':<24}{'kind':<8}{'n':>5}{'alerts':>8}{'rate':>8}"]
+        for c in r.per_category:
+            kind = "ads" if c.ads else "benign"
+            lines.append(f"{c.category:<24}{kind:<8}{c.total:>5}{c.alerts:>8}{c.alerts / c.total:>8.0%}")
     if r.errors:
         lines += ["", "errors:"]
         for e in r.errors:

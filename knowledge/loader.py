@@ -62,6 +62,7 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
         "static_fallback": "", "error_fallback": "", "non_text": "", "empty": "", "too_long": "",
         "also_offer": "titles", "pattern_named": "pattern giveaway",
         "group_intro": "", "group_mention_suffix": "", "group_alert": "name pattern giveaway laws",
+        "group_alert_no_law": "name pattern giveaway", "group_alert_unnamed": "name",
         "group_admin_only": "", "group_alerts_on": "", "group_alerts_off": "",
         "group_stats": "alerts mentions state", "group_help": "", "group_tips_on": "",
         "group_tips_off": "", "group_keywords_on": "", "group_keywords_off": "",

@@ -277,7 +277,10 @@ async def test_legal_note_in_every_group_warning(pipeline: Pipeline, kb: Knowled
         out = await say(pipeline, message, user="spammer", user_name="某某某某某某某某", room_id=f"{pid}@chatroom")
         assert out.replies, pid
         text = out.replies[0].text
-        assert cites_law(text) and text.endswith(text_of(kb, "legal_note")), (pid, text)
+        if kb.patterns[pid].laws:
+            assert cites_law(text) and text.endswith(text_of(kb, "legal_note")), (pid, text)
+        else:  # the brief supports no law for it (scanner v2): the warning cites none
+            assert not cites_law(text) and text_of(kb, "legal_note") not in text, (pid, text)
         assert len(text) <= MAX_SCREEN_CHARS
 
 

@@ -104,3 +104,12 @@ def test_keyword_answers_follow_the_room_setting(rules: GroupRules) -> None:
     assert reading.kind == "keyword" and reading.needs_settings
     assert rules.decide(msg, reading, RoomSettings(keywords=False)).parts == ()
     assert rules.decide(msg, reading, RoomSettings(keywords=True)).scenario == reading.scenario
+
+
+def test_an_ad_no_pattern_fits_is_warned_about_without_naming_one(rules: GroupRules, kb: KnowledgeBase) -> None:
+    msg = room_msg("加我私聊，有好项目", user_name="小李")
+    reading = rules.read(msg, msg.text, [], ScanResult(alert=True, pattern=None, reason="model"))
+    assert reading.kind == "alert" and reading.pattern is None
+    (part,) = rules.decide(msg, reading, RoomSettings()).parts
+    assert part.gates == (BudgetLeft(7), AlertCooldown("unnamed", 1800, 120))
+    assert part.replies[0].text == text_of(kb, "group_alert_unnamed", name="小李")

@@ -17,7 +17,7 @@ import pytest
 from knowledge import scanner as scanner_module
 from knowledge.evaluate import evaluate_group, format_group_report
 from knowledge.loader import ARTICLE_RE, PHONE_LIKE_RE, read
-from knowledge.matcher import normalize
+from knowledge.normalize import normalize
 from knowledge.render import REF_RE
 from knowledge.scanner import (
     AD_THRESHOLD,
@@ -31,6 +31,10 @@ from tests.helpers import SHARED_EVAL, shared_eval_file
 HERE = Path(__file__).resolve().parent
 HELDOUT = HERE / "data" / "heldout_group.jsonl"
 BLIND = HERE / "data" / "blind_group.jsonl"
+BLIND_V2 = HERE / "data" / "blind_group_v2.jsonl"
+"""Second blind set (issue 16), written by a helper who never saw the code: 135 ads in 16
+categories, 342 benign messages (chatter, warnings, marketing, news, own-case questions, talk
+to the bot). Held out: never trained or tuned on; only its figures were looked at."""
 
 PATTERN_IDS = {
     "account_trading", "repost_for_money", "brushing_rebate", "payment_code_laundering",
@@ -38,6 +42,7 @@ PATTERN_IDS = {
     "fake_customer_service", "safe_account", "recovery_scam", "small_test_transfer",
     "million_guarantee", "student_loan_cancel", "romance_investment", "impersonate_friend",
     "fake_12381", "free_subsidy_link",
+    "counterfeit_goods", "dating_lure", "fake_official_notice", "cheap_topup", "impersonate_leader",
 }  # fmt: skip
 ALLOWED_LAWS = {
     "xf_253_1", "xf_266", "xf_287_1", "xf_287_2", "xf_312",
@@ -86,17 +91,23 @@ def test_heldout_names_the_right_pattern(scanner: Scanner) -> None:
     assert r.pattern_correct >= 0.9 * r.pattern_labelled, format_group_report(r)
 
 
-def test_every_alert_names_a_pattern(scanner: Scanner) -> None:
+def test_alerts_name_a_known_pattern_or_none(scanner: Scanner) -> None:
+    """An alert names a pattern id from patterns.yaml, or none when no pattern fits; most
+    held-out and training ads are named."""
     rows = [json.loads(x) for x in HELDOUT.read_text(encoding="utf-8").splitlines() if x.strip()]
     ads, benign = read_group_examples()
     texts = [str(r["text"]) for r in rows] + [t for _, t in ads] + benign
+    named = alerts = 0
     for text in texts:
         r = scanner.scan(text)
         assert r.reason
         if r.alert:
-            assert r.pattern in PATTERN_IDS, r
+            alerts += 1
+            named += r.pattern is not None
+            assert r.pattern is None or r.pattern in PATTERN_IDS, r
         else:
             assert r.pattern is None, r
+    assert named >= 0.95 * alerts, (named, alerts)
 
 
 # ----------------------------------------------------------------------------- learned opinion
@@ -109,7 +120,7 @@ def test_training_lines_are_well_formed_and_not_copied_from_the_test_sets() -> N
     assert len(ads) >= 300 and len(benign) >= 300
     alerting = {p.id for p in kb.patterns.values() if p.group_alert}
     assert {p for p, _ in ads} == alerting  # every alerting pattern has ads, no other label
-    tests = [HELDOUT] + [p for p in (SHARED_EVAL / "dev_group.jsonl", BLIND) if p.exists()]
+    tests = [HELDOUT] + [p for p in (SHARED_EVAL / "dev_group.jsonl", BLIND, BLIND_V2) if p.exists()]
     seen = {
         normalize(json.loads(x)["text"])
         for path in tests
@@ -162,7 +173,7 @@ def test_cross_validated_targets_on_the_training_lines() -> None:
     [
         ("借你的支付宝收几笔货款，收完转给我，给你提成", "payment_code_laundering"),
         ("帮我们在你的群里发个海报，一个群给两块", "repost_for_money"),
-        ("投资亏了的朋友看过来，帮你把钱要回来，成功后再收费", "recovery_scam"),
+        ("钱打水漂的朋友别灰心，我们有渠道帮你弄回来，事成再付费", "recovery_scam"),
     ],
 )
 def test_the_model_catches_ads_no_rule_knows(scanner: Scanner, text: str, pattern: str) -> None:
@@ -173,7 +184,7 @@ def test_the_model_catches_ads_no_rule_knows(scanner: Scanner, text: str, patter
 
 
 def test_victim_words_do_not_hide_a_recovery_ad_the_model_found(scanner: Scanner) -> None:
-    text = "被骗了的朋友别难过，我们团队帮你把钱要回来，成功再收费"
+    text = "被骗了的朋友别难过，我们团队有办法帮你弄回来，成功再收费"
     assert scanner.match_patterns(text) == []
     r = scanner.scan(text)
     assert r.alert and r.pattern == "recovery_scam", r
@@ -212,10 +223,12 @@ def test_unknown_pattern_labels_are_refused() -> None:
 
 
 def test_heldout_covers_every_alerting_pattern() -> None:
+    """Each alerting pattern is measured somewhere: in the held-out file, or (the patterns
+    added with scanner v2) in the category cases below and the blind v2 set."""
     kb, _ = read()
     assert kb is not None
     rows = [json.loads(x) for x in HELDOUT.read_text(encoding="utf-8").splitlines() if x.strip()]
-    covered = {r["pattern"] for r in rows if r["alert"]}
+    covered = {r["pattern"] for r in rows if r["alert"]} | {p for _, cases in CATEGORY_ADS.items() for p, _ in cases}
     alerting = {p.id for p in kb.patterns.values() if p.group_alert}
     assert alerting <= covered, alerting - covered
 
@@ -327,3 +340,245 @@ def test_pattern_ids_laws_and_texts() -> None:
     assert "xf_287_1" in laws["repost_for_money"]
     assert {"xf_287_2", "xf_312"} <= laws["payment_code_laundering"]
     assert "xf_266" in laws["brushing_rebate"]
+
+
+# ----------------------------------------------------------------------------- scanner v2 (issue 16)
+# Each category of issue 16 in the poster's own words, then disguised the way posters dodge
+# keyword rules (spaces and emoji between characters, 薇信/V❤/扣扣, full-width, homoglyphs,
+# traditional characters, pinyin). None of these lines is in the training files.
+
+CATEGORY_ADS: dict[str, list[tuple[str, str]]] = {
+    "luxury": [
+        ("counterfeit_goods", "香奈儿 迪奥 原单包包 一比一 三百多一个 加我看实物图"),
+        ("counterfeit_goods", "劳 力 士 ✨ 顶 级 复 刻 ✨ 专柜品质 薇：watch_2025"),
+        ("counterfeit_goods", "愛馬仕 原單 工廠直發 懂的私"),
+    ],
+    "dating": [
+        ("dating_lure", "同城交友 寂寞的哥哥来找我 QQ 2761983345"),
+        ("dating_lure", "同🌹城🌹约 真人见面 ＶＸ：ｍｅｉｍｅｉ６６"),
+        ("dating_lure", "晚上無聊嗎 小姐姐陪你聊 加威信 lulu_520"),
+    ],
+    "card_question": [
+        ("card_buying", "有没有闲置的银行卡 出一张 一千二 当天结"),
+        ("card_buying", "有 没 有 不 用 的 手 机 卡 出 一张三百"),
+        ("card_buying", "谁家有不用的储蓄卡 收 价格好"),
+    ],
+    "company_account": [
+        ("payment_code_laundering", "有对公账户的老板 借用走几笔账 给好处费"),
+        ("payment_code_laundering", "公 户 走 账 一笔一个点 长期合作"),
+        ("payment_code_laundering", "對公賬戶出租 走流水 日結"),
+    ],
+    "account_trading": [
+        ("account_trading", "我这收微信号 一个300 当天结"),
+        ("account_trading", "收 V ❤ 号 实名老号优先 价格美丽"),
+        ("account_trading", "shou weixin hao 一个三百 秒结"),
+    ],
+    "fake_official": [
+        ("fake_official_notice", "【微信官方】您的账号存在违规，即将封号，请点击链接 wx-jiefeng.top 申诉"),
+        ("fake_official_notice", "【腾讯客服】帐号实名认证过期 请登录 tx-kefu.cn 重新认证"),
+        ("free_subsidy_link", "医保卡余额月底清零 请点击链接把余额转出"),
+    ],
+    "cheap_topup": [
+        ("cheap_topup", "话费八折充 三网都能充 秒到账 找我"),
+        ("cheap_topup", "王者点券 低价代充 不封号 薇信 dq_8866"),
+        ("cheap_topup", "油 卡 九 折 量大 私聊"),
+    ],
+    "impersonation": [
+        ("impersonate_leader", "我是王总 这是我的新号 你先转两万到这个账户 急用"),
+        ("impersonate_leader", "各位家长 我是李老师 资料费每人200 直接转到我微信"),
+        ("impersonate_leader", "我是你们领导 明天来我办公室一趟 先加我新号"),
+    ],
+    "warning_words_inside_the_ad": [
+        ("account_trading", "大家注意！长期高价收微信号 一个三百 秒结 私聊"),
+        ("card_buying", "小心错过 高价收银行卡 一张一千 滴滴我"),
+        ("upfront_fee_loan_job", "缺钱怎么办？贷款当天下款 先交五百手续费 加我"),
+        ("account_trading", "差点错过！收微信号 最后三天 私我"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [case for cases in CATEGORY_ADS.values() for case in cases],
+    ids=[f"{cat}-{i}" for cat, cases in CATEGORY_ADS.items() for i in range(len(cases))],
+)
+def test_v2_category_ads_alert_and_name_the_pattern(scanner: Scanner, pattern: str, text: str) -> None:
+    r = scanner.scan(text)
+    assert r.alert and r.pattern == pattern, r
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # warnings and news that repeat the ad's words, price or contact
+        "大家小心，有人在群里发“刷单返利 佣金日结”，群主踢一下吧",
+        "那个说“同城交友 加我vx”的是骗子，别加",
+        "转发反诈中心通报：一市民买低价代充话费被骗8千元，请相互转告",
+        "警方破获一起收购银行卡团伙，抓获12人",
+        "有人冒充王总用新号让财务转账，大家一定先打电话核实",
+        # own-case questions
+        "有人问我有没有闲置的银行卡，说一张给一千，这违法吗？",
+        "我在群里看到一比一的包三百块，靠谱吗",
+        "自称我们领导的人加我，让我先垫付两万，我该怎么办",
+        # ordinary notices and marketing
+        "【中国移动】尊敬的客户，您本月剩余流量3.2GB，可登录中国移动APP查询。",
+        "【工商银行】您的信用卡本期账单1860元，还款日15日，请通过官方APP还款。",
+        "【顺丰速运】您的快件已到驿站，取件码5-1-2203，请及时领取。",
+        "各位家长，我是李老师，明天下午三点开家长会",
+        "团购车厘子，一箱两百，明天到货，要的接龙",
+    ],
+)
+def test_v2_warnings_questions_and_notices_stay_quiet(scanner: Scanner, text: str) -> None:
+    r = scanner.scan(text)
+    assert not r.alert, r
+
+
+@pytest.mark.parametrize(
+    ("ad", "warning"),
+    [
+        ("大家注意！高价收微信号 一个300 秒结", "大家注意，有人在群里高价收微信号，别卖"),
+        ("小心错过 收银行卡 一张一千 加我", "小心，那个收银行卡的是骗子"),
+        ("缺钱怎么办？网贷当天下款 先交手续费 找我", "有人让我贷款前先交手续费，我该怎么办？"),
+        ("差点错过！刷单日结 佣金高 私我", "我差点被刷单的骗了，幸好没转钱"),
+    ],
+)
+def test_a_warning_word_does_not_clear_an_ad(scanner: Scanner, ad: str, warning: str) -> None:
+    """The suppressor needs a real warning or a real question, not the word."""
+    assert scanner.scan(ad).alert, scanner.scan(ad)
+    assert not scanner.scan(warning).alert, scanner.scan(warning)
+
+
+def test_the_bots_name_in_an_ad_does_not_switch_the_alert_off(scanner: Scanner) -> None:
+    ad = "高价收微信号 一个300 秒结 反诈助手"
+    assert scanner.scan(ad).alert
+    assert scanner.scan(ad, bot_name="小安").alert
+    assert not scanner.scan("@反诈助手 收微信号犯法吗").alert  # the default name, mentioned
+    assert not scanner.scan("@小安 收微信号犯法吗", bot_name="小安").alert  # FANZHA_BOT_NAME
+    assert scanner.scan("@反诈助手 高价收微信号 一个300 秒结", bot_name="小安").alert  # not this bot
+
+
+def test_a_quote_reply_scans_only_the_writers_own_words(scanner: Scanner) -> None:
+    bar = "- - - - - - - - - - - - - - -"
+    quoting_the_bot = f"「反诈助手：⚠️ 小王 发的消息疑似「收购、租用微信号」：高价收购微信号」\n{bar}\n谢谢提醒"
+    assert not scanner.scan(quoting_the_bot).alert
+    quoting_an_ad = f"「小王：高价收微信号 一个300 秒结」\n{bar}\n这是骗子吧"
+    assert not scanner.scan(quoting_an_ad).alert
+    ad_under_a_quote = f"「反诈助手：大家好」\n{bar}\n高价收微信号 一个300 秒结 私聊"
+    assert scanner.scan(ad_under_a_quote).alert
+
+
+def test_the_model_cannot_veto_a_rule_when_the_poster_makes_an_offer(
+    scanner: Scanner, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(scanner_module, "VETO_THRESHOLD", 1.01)  # the model would veto any rule
+    r = scanner.scan("我这收微信号 一个300")
+    assert r.alert and r.pattern == "account_trading" and "overruled" in r.reason, r
+    with caplog.at_level("INFO", logger="knowledge.scanner"):
+        vetoed = scanner.scan("刷单没有不要先垫钱的，垫进去就别想拿回来")
+    assert not vetoed.alert and "vetoed by model" in vetoed.reason
+    assert any("vetoed brushing_rebate" in rec.getMessage() for rec in caplog.records)
+    assert not any("垫钱" in rec.getMessage() for rec in caplog.records)  # no user words in logs
+
+
+def test_a_model_alert_names_a_pattern_only_when_it_fits(scanner: Scanner) -> None:
+    # the pattern namer's best guess must fit the message, or the alert names none (and no law)
+    sig = scanner.signals
+    assert sig.fits("card_buying", normalize("收银行卡 一张八百"))
+    assert not sig.fits("card_buying", normalize("话费充值卡八折出"))
+    assert not sig.fits("account_trading", normalize("医保卡余额清零 点击链接转出"))
+    r = scanner.scan("钱打水漂的朋友别灰心，我们有渠道帮你弄回来，事成再付费")
+    assert r.alert and r.pattern == "recovery_scam", r
+
+
+def test_notices_asking_nothing_risky_get_no_model_alert(scanner: Scanner) -> None:
+    notice = "【中国联通】您本月已使用流量18.6GB，详情请登录中国联通官方APP查询。"
+    assert not scanner.scan(notice).alert
+    phishing = "【中国联通】您的话费积分即将清零，请点击 lt-jifen.top 兑换"
+    assert scanner.scan(phishing).alert
+
+
+def test_patterns_without_a_law_in_the_brief_cite_none() -> None:
+    kb, _ = read()
+    assert kb is not None
+    for pid in ("counterfeit_goods", "dating_lure", "fake_official_notice", "cheap_topup"):
+        assert kb.patterns[pid].laws == [], pid
+    assert kb.patterns["impersonate_leader"].laws == ["xf_266"]
+
+
+# Measured on BLIND_V2 when it was added (scanner v2): recall 0.87 (118/135; every category
+# ≥ 0.6), 3 false alerts on 342 benign (none on marketing, warnings or talk to the bot). The
+# scanner before v2 (f91e744): recall 0.59, 27 false alerts (15 on marketing, 11 on news).
+# The floors leave a margin for retraining noise; a drop below them is a regression.
+BLIND_V2_MIN_RECALL = 0.85
+BLIND_V2_MAX_FALSE_ALERTS = 8
+BLIND_V2_MIN_CATEGORY_RECALL = 0.5
+BLIND_V2_MAX_CATEGORY_FALSE_ALERTS = 3
+
+
+def test_blind_v2_figures(scanner: Scanner) -> None:
+    r = evaluate_group(scanner, BLIND_V2)
+    report = (  # figures only: the set stays unread
+        f"recall {r.true_alerts}/{r.ads}, false alerts {r.false_alerts}/{r.benign}; "
+        + ", ".join(f"{c.category} {c.alerts}/{c.total}" for c in r.per_category)
+    )
+    assert r.ads >= 120 and r.benign >= 320, report
+    assert r.recall >= BLIND_V2_MIN_RECALL, report
+    assert r.false_alerts <= BLIND_V2_MAX_FALSE_ALERTS, report
+    ads = [c for c in r.per_category if c.ads]
+    benign = [c for c in r.per_category if not c.ads]
+    assert len(ads) >= 15 and {c.category for c in benign} >= {"marketing", "warning", "news"}, report
+    for c in ads:
+        assert c.alerts >= BLIND_V2_MIN_CATEGORY_RECALL * c.total, (c, report)
+    for c in benign:
+        assert c.alerts <= BLIND_V2_MAX_CATEGORY_FALSE_ALERTS, (c, report)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "高价收微信号 一个300 秒结",
+        "高 价 收 微 信 号 一 个 300 秒 结",  # spaces between characters
+        "高💰价💰收💰微💰信💰号 一个300",  # emoji between characters
+        "高.价.收.薇.信.号 一个300",  # dots and a homophone
+        "高价收威信号 一个300 秒结",
+        "高价收V❤号 一个300 秒结",
+        "高价收vx号 一个300 秒结",
+        "高价收ｖｘ号 一个３００ 秒结",  # full-width
+        "高价收vх号 一个300 秒结",  # Cyrillic х
+        "高價收微信號 一個300 秒結",  # traditional characters
+        "gao jia shou weixin hao 一个300",  # pinyin
+        "收 wx 号 一个300 联系 Q:2837465190",  # contact id
+        "收号 一个300 薇：abc_12345",  # contact id behind a nickname
+    ],
+)
+def test_disguised_forms_of_one_ad_all_alert(scanner: Scanner, text: str) -> None:
+    r = scanner.scan(text)
+    assert r.alert and r.pattern == "account_trading", r
+
+
+def test_scanner_yaml_names_only_known_patterns() -> None:
+    from knowledge.group_signals import default_signals
+
+    kb, _ = read()
+    assert kb is not None
+    sig = default_signals()
+    alerting = {p.id for p in kb.patterns.values() if p.group_alert}
+    assert set(sig.pattern_fit) <= set(kb.patterns)
+    assert alerting <= set(sig.pattern_fit), alerting - set(sig.pattern_fit)  # each can be named
+    assert sig.victim_ad_patterns <= set(kb.patterns)
+    assert sig.bot_names == ("反诈助手",)
+
+
+def test_users_telling_their_own_case_in_a_group_get_no_alert(scanner: Scanner) -> None:
+    """The intent sets are people describing what happened to them ("有人出价800收我的老微信号",
+    "微信零钱被冻结不能提现"): said in a group, none of it is an ad. Before scanner v2 25 of
+    these 678 lines alerted; v2 alerts on 4."""
+    rows = [
+        json.loads(x)
+        for path in (HERE / "data" / "heldout_intents.jsonl", HERE / "data" / "blind_intents.jsonl")
+        for x in path.read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    alerts = [r["text"] for r in rows if scanner.scan(r["text"]).alert]
+    assert len(rows) >= 600
+    assert len(alerts) <= 8, alerts
