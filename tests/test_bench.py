@@ -9,6 +9,12 @@ import pytest
 from bot.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _on_the_test_server(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    """The bench on the tests' Redis-protocol server: no embedded server of its own to start."""
+    monkeypatch.setenv("FANZHA_REDIS_URL", redis_url)
+
+
 def test_bench_over_http_drives_a_real_bot_process(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--http", "--users", "2", "--messages", "3", "--json", "--classify-seconds", "0.05"])
     out = capsys.readouterr().out

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis as SyncRedis
 
 from bot.cli import main
 from knowledge.schema import SCENARIO_IDS
@@ -94,23 +95,35 @@ def test_bad_setting_in_process_returns_an_error_code(monkeypatch: pytest.Monkey
 
 
 def chat(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data_dir: Path,
-         stdin: str) -> tuple[int, str, str]:
+         stdin: str, redis_url: str) -> tuple[int, str, str]:
+    """``chat`` on the tests' server (which outlives each run, as the embedded one's AOF does;
+    the embedded server's own persistence is tested in test_store.py)."""
     monkeypatch.setenv("FANZHA_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("FANZHA_REDIS_URL", raising=False)  # the embedded Valkey, persisted in data_dir
+    monkeypatch.setenv("FANZHA_REDIS_URL", redis_url)
     return cli(monkeypatch, capsys, "chat", stdin=stdin)
 
 
+@pytest.fixture
+def fresh_redis(redis_url: str) -> str:
+    """The tests' server, emptied (the ``redis`` fixture is async; ``chat`` runs its own loop)."""
+    client = SyncRedis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    return redis_url
+
+
 def test_chat_walks_a_scenario(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                               tmp_path: Path) -> None:
-    code, out, err = chat(monkeypatch, capsys, tmp_path, "你好\n1\n下一步\n法律依据\n退出\n")
+                               tmp_path: Path, fresh_redis: str) -> None:
+    code, out, err = chat(monkeypatch, capsys, tmp_path, "你好\n1\n下一步\n法律依据\n退出\n", fresh_redis)
     assert code == 0, err
     assert "冻结" in out
     assert "第" in out and "条" in out
 
 
 def test_a_second_chat_session_is_not_mistaken_for_a_redelivery(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert chat(monkeypatch, capsys, tmp_path, "你好\n退出\n")[0] == 0
-    code, second, _ = chat(monkeypatch, capsys, tmp_path, "钱包里的钱被人转走了\n退出\n")
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        fresh_redis: str) -> None:
+    assert chat(monkeypatch, capsys, tmp_path, "你好\n退出\n", fresh_redis)[0] == 0
+    code, second, _ = chat(monkeypatch, capsys, tmp_path, "钱包里的钱被人转走了\n退出\n", fresh_redis)
     assert code == 0
     assert "95017" in second  # the wallet_loss urgent reply, not the first run's menu
