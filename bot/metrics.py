@@ -16,6 +16,8 @@ RATE_LIMITED = Counter("fanzha_rate_limited_total", "Messages over the rate limi
 ERRORS = Counter("fanzha_errors_total", "Dialog or pipeline errors", ["where"], registry=REGISTRY)
 REDIS_FAILURES = Counter("fanzha_redis_failures_total", "Turns answered statically because Redis failed",
                          registry=REGISTRY)
+LOCK_BUSY = Counter("fanzha_lock_busy_total", "Turns not run: the conversation stayed locked by a live holder",
+                    registry=REGISTRY)
 LATENCY = Histogram(
     "fanzha_pipeline_seconds", "Time to handle one message",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),

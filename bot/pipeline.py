@@ -55,7 +55,9 @@ def _frames(exc: BaseException) -> str:
     return " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[-4:])
 
 
-STORE_FAULTS = (RedisError, LockTimeout, LockLost, OSError, TimeoutError)
+STORE_FAULTS = (RedisError, LockLost, OSError, TimeoutError)
+"""Redis is down, stalled or lost the lock: the user gets the static answer. A LockTimeout is
+not among them: it means a live holder (this user's earlier message) is still at work."""
 
 
 def clean_text(text: str, limit: int) -> tuple[str, bool]:
@@ -106,9 +108,11 @@ class Pipeline:
             replies_per_min=rate_room_per_min,
         ), self.scanner, rooms)
         self.max_text_chars = max_text_chars
-        # A hung Redis must not hang the user: the whole locked section has one deadline
-        # (cheaper than a per-command socket timeout, which costs a task per read on 3.11).
-        self.turn_timeout_s = store.lock_wait_s + redis_timeout_s
+        # A hung Redis must not hang the user. Acquiring is bounded inside the store (each
+        # round trip, the wait for the lock, the local queue); the locked section (dialog
+        # step + commit) has this deadline. It starts when this message's turn comes, so a
+        # message queued behind its own conversation's earlier ones is not timed out by them.
+        self.section_timeout_s = redis_timeout_s + 1.0
 
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Answer one message. Never raises; never returns a reply twice for one msg id."""
@@ -132,14 +136,14 @@ class Pipeline:
             u = self.understander.understand(
                 red.text, secrets=red.secrets, personal=red.personal, truncated=truncated
             )
-            async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id) as held:
+            async with self.store.hold(conv, msg.msg_id) as held, asyncio.timeout(self.section_timeout_s):
                 session = Session.from_raw(held.raw)
                 if msg.kind == "non_text":  # deduped and rate-limited like text; the dialog stays put
                     new, texts = session, [render_text(self.kb, "non_text")]
                 else:
                     new, texts = self.dialog.step(session, u, self.clock())
                 replies = [Reply(text=x) for x in texts]
-                await self.store.commit(held, new, replies)
+                await self.store.commit(held, new, replies, scenario=new.scenario, state=new.state)
             if log.isEnabledFor(logging.INFO):  # the extra fields cost a hash; skip when unused
                 log.info("turn", extra={"conv": self.store.tag(conv), "state": new.state,
                                         "scenario": new.scenario, "replies": len(texts),
@@ -147,8 +151,18 @@ class Pipeline:
             return Outcome(replies=replies, scenario=new.scenario, state=new.state,
                            handoff=u.command is Command.human)
         except DuplicateMessage as dup:
+            # An idempotent retry gets the first delivery's whole answer, marked as a replay.
             metrics.DUPLICATES.inc()
-            return Outcome(replies=dup.replies, duplicate=True, state="duplicate")
+            return Outcome(replies=dup.replies, duplicate=True, scenario=dup.scenario,
+                           state=dup.state or "duplicate")
+        except LockTimeout:
+            # Not an outage: this conversation's earlier message is still being answered
+            # (or another process holds it). Say so, and ask for the message again.
+            metrics.LOCK_BUSY.inc()
+            log.warning("conversation busy", extra={"conv": self.store.tag(conv)})
+            if msg.in_room and not msg.mentioned:
+                return Outcome(state="busy")
+            return Outcome(replies=[Reply(text=render_text(self.kb, "busy"))], state="busy")
         except RateLimited as rl:
             metrics.RATE_LIMITED.inc()
             first_over = rl.count == self.store.rate_per_min + 1
@@ -186,7 +200,8 @@ class Pipeline:
         one per member of every group would only grow (the commit records the replies for
         dedupe and unlocks).
         """
-        async with asyncio.timeout(self.turn_timeout_s), self.store.hold(conv, msg.msg_id, limit=False) as held:
+        async with (self.store.hold(conv, msg.msg_id, limit=False) as held,
+                    asyncio.timeout(self.section_timeout_s)):
             replies, scenario = await self.group.handle(msg, text, sorted(secrets))
-            await self.store.commit(held, None, replies)
+            await self.store.commit(held, None, replies, scenario=scenario, state="group")
         return Outcome(replies=replies, scenario=scenario, state="group")

@@ -22,7 +22,10 @@ _MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}
 _CODE_RE = re.compile(
     r"(?:验证码|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
     r"[\"'“”]?((?=[0-9A-Za-z ]*\d)[0-9A-Za-z](?: ?[0-9A-Za-z]){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|次))"
-    r"|(?<![0-9A-Za-z])(\d(?: ?\d){3,7})\s*(?:是|为)?\s*(?:我的|你的|他的)?(?:验证码|校验码|动态码|短信码)"
+    # a code written before the word: "384920是验证码", "收到短信384920，说是验证码" (not an
+    # amount or a date: "2000块，说是验证码费" keeps its number)
+    r"|(?<![0-9A-Za-z])(\d(?: ?\d){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|号|次|万|千|百|个|分|小时|天|岁))"
+    r"[^0-9A-Za-z\n]{0,8}?(?:验证码|校验码|动态码|短信码)"
 )
 _PASSWORD_WORDS = r"(?:支付密码|登录密码|银行卡密码|密码|口令|password|passwd|pwd|PIN|pin码|pin)"
 _PASSWORD_RE = re.compile(

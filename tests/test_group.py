@@ -106,7 +106,8 @@ async def test_group_over_http(pipeline: Pipeline) -> None:
     await client.start_server()
     try:
         async def post(body: dict[str, object]) -> dict[str, object]:
-            resp = await client.post("/api/v1/messages", data=json.dumps(body))
+            resp = await client.post("/api/v1/messages", data=json.dumps(body),
+                                     headers={"Content-Type": "application/json"})
             assert resp.status == 200
             return await resp.json()
 

@@ -97,8 +97,7 @@ async def test_redis_down_gives_static_answer_and_recovers(make_pipeline, tmp_pa
         assert joined(down).endswith(text_of(kb, "legal_note"))  # the urgent reply cites 第二十条
         unknown = await say(pipeline, "菜单", user="rd")
         assert joined(unknown) == text_of(kb, "static_fallback")
-        server2 = EmbeddedValkey(tmp_path / "v")
-        server2._server._desired_port = int(port)  # come back where the client expects it
+        server2 = EmbeddedValkey(tmp_path / "v", port=int(port))  # back where the client expects it
         server2.start()
         try:
             for _ in range(50):
@@ -151,7 +150,14 @@ def test_api_beyond_loopback_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FANZHA_HTTP_HOST", "0.0.0.0")
     with pytest.raises(SettingsError, match="FANZHA_API_TOKEN"):
         load_settings(_env_file=None)
-    monkeypatch.setenv("FANZHA_API_TOKEN", "t")
+    monkeypatch.setenv("FANZHA_API_TOKEN", "")  # empty is no token, never "auth off"
+    with pytest.raises(SettingsError, match="FANZHA_HTTP_HOST"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("FANZHA_API_TOKEN", "short-token")
+    with pytest.raises(SettingsError, match="at least 16") as err:
+        load_settings(_env_file=None)
+    assert "short-token" not in str(err.value)  # a secret is never echoed
+    monkeypatch.setenv("FANZHA_API_TOKEN", "t" * 16)
     assert load_settings(_env_file=None).http_host == "0.0.0.0"
 
 

@@ -4,6 +4,7 @@ fake of qyapi.weixin.qq.com → the real pipeline (real Redis-protocol server) �
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from tests.helpers import text_of
 from tests.wechaty_peer.support import until
 from tests.wx_peer import callbacks as wx
 from tests.wx_peer.fake_api import CORP_ID, CORP_SECRET, FakeWeChatApi
+from tests.wx_peer.fuzz import odd_body, odd_value
 
 SEND = "/cgi-bin/kf/send_msg"
 SYNC = "/cgi-bin/kf/sync_msg"
@@ -212,6 +214,10 @@ async def test_human_with_servicer_hands_over_and_bot_stays_quiet(
         assert len(trans) == 1 and trans[0].body == {"open_kfid": KFID, "external_userid": "wmH2",
                                                      "service_state": 3, "servicer_userid": "zhangsan"}
         assert sent_texts(fake, "wmH2") == [text_of(kb, "kf_handoff")]
+        # the notice went out while the bot still had the conversation: once a human has it
+        # the platform refuses API sends (95018), so the order is notice first, then trans
+        assert [c.body["touser"] for c in fake.delivered if c.body] == ["wmH2"]
+        assert fake.calls.index(fake.delivered[0]) < fake.calls.index(trans[0])
         fake.customer_message(KFID, "wmH2", "我的微信号被盗了怎么办")  # now talking to the human
         await w.notify()
         await w.idle()
@@ -231,8 +237,10 @@ async def test_failed_handoff_falls_back_to_the_honest_answer(
         fake.fail(TRANS, {"errcode": 95014, "errmsg": "servicer not in this account"})
         fake.customer_message(KFID, "wmH3", "人工")
         await w.notify()
-        await until(lambda: len(fake.of(SEND)) == 1)
-        assert kb.hotlines["110"].number in sent_texts(fake, "wmH3")[0]
+        await until(lambda: len(fake.of(SEND)) == 3)
+        notice, failed, honest = sent_texts(fake, "wmH3")
+        assert notice == text_of(kb, "kf_handoff") and failed == text_of(kb, "kf_handoff_failed")
+        assert kb.hotlines["110"].number in honest and honest != notice
     finally:
         await close(w)
 
@@ -407,3 +415,50 @@ async def test_refused_secret_makes_the_channel_not_ready(pipeline: Any, kb: Any
         assert w.calls == []  # nothing pulled, so nothing lost: the cursor is where it was
     finally:
         await close(w)
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³"])
+async def test_non_ascii_digit_timestamp_is_403_not_5xx(kf: Wired, timestamp: str) -> None:
+    """``str.isdigit`` accepts superscripts, which ``int`` then refuses: that was a 500."""
+    nonce = "1"
+    echostr = wx.encrypt(wx.KF_AES_KEY, CORP_ID, b"1")
+    q = {"msg_signature": wx.sha1(wx.KF_TOKEN, timestamp, nonce, echostr), "timestamp": timestamp,
+         "nonce": nonce, "echostr": echostr}
+    assert (await kf.client.get("/wechat/kf", params=q)).status == 403
+
+
+async def test_kf_signed_fuzz_never_5xx(kf: Wired) -> None:
+    rng = random.Random(2027)
+    statuses: set[int] = set()
+    for i in range(200):
+        ts, nonce = odd_value(rng), odd_value(rng)
+        body = odd_body(rng)
+        enc = wx.encrypt(wx.KF_AES_KEY, CORP_ID, body if isinstance(body, bytes) else body.encode())
+        try:
+            sig = wx.sha1(wx.KF_TOKEN, ts, nonce, enc)
+        except UnicodeEncodeError:
+            sig = "0" * 40
+        query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
+        if i % 3 == 0:
+            resp = await kf.client.get("/wechat/kf", params={**query, "echostr": enc})
+        else:
+            resp = await kf.client.post("/wechat/kf", params=query, data=f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
+        statuses.add(resp.status)
+    assert statuses <= {200, 400, 403}, statuses
+    assert {200, 403} <= statuses
+
+
+async def test_first_pull_without_a_cursor_skips_the_backlog(kf: Wired, fake: FakeWeChatApi) -> None:
+    """With no cursor yet (first start, or Redis lost its data) kf/sync_msg begins at the
+    oldest messages the platform keeps: the bot must not answer hours-old questions then."""
+    fake.customer_message(KFID, "wmBack", "我的微信号被盗了怎么办", send_time=int(time.time()) - 3600)
+    fake.customer_message(KFID, "wmNow", "我的微信号被盗了怎么办")
+    await kf.notify()
+    await until(lambda: len(fake.of(SEND)) >= 1)
+    await kf.idle()
+    assert sent_texts(fake, "wmBack") == [] and len(sent_texts(fake, "wmNow")) >= 1
+    # once a cursor exists, a late-arriving older message is answered (it is new to us)
+    fake.customer_message(KFID, "wmLate", "我的微信号被盗了怎么办", send_time=int(time.time()) - 3600)
+    await kf.notify()
+    await until(lambda: len(sent_texts(fake, "wmLate")) >= 1)
+

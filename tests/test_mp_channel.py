@@ -4,6 +4,7 @@ server) → passive reply + customer-service sends to a local fake of api.weixin
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from tests.helpers import text_of
 from tests.wechaty_peer.support import until
 from tests.wx_peer import callbacks as wx
 from tests.wx_peer.fake_api import APP_ID, APP_SECRET, FakeWeChatApi
+from tests.wx_peer.fuzz import odd_body, odd_value
 
 SEND = "/cgi-bin/message/custom/send"
 MULTI = "我被骗了两千块钱，对方是刷单的"  # three replies from the pipeline
@@ -36,7 +38,7 @@ async def fake() -> AsyncIterator[FakeWeChatApi]:
 
 
 def mp_settings(fake: FakeWeChatApi, **overrides: Any) -> MpSettings:
-    values: dict[str, Any] = dict(token=wx.MP_TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=wx.MP_AES_KEY,
+    values: dict[str, Any] = dict(token=wx.MP_TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=None,
                                   api_base=fake.url, send_interval_user_s=0.02, send_interval_global_s=0.0,
                                   send_retry_backoff_s=0.01)
     values.update(overrides)
@@ -79,7 +81,19 @@ async def wire(pipeline: Any, kb: Any, redis: Any, settings: MpSettings, slow_s:
 
 @pytest.fixture
 async def mp(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> AsyncIterator[Wired]:
+    """A 公众号 in plain mode (no EncodingAESKey)."""
     w = await wire(pipeline, kb, redis, mp_settings(fake))
+    try:
+        yield w
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+
+
+@pytest.fixture
+async def mps(pipeline: Any, kb: Any, redis: Any, fake: FakeWeChatApi) -> AsyncIterator[Wired]:
+    """A 公众号 in safe mode (EncodingAESKey set)."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, aes_key=wx.MP_AES_KEY))
     try:
         yield w
     finally:
@@ -121,7 +135,8 @@ async def test_plain_mode_multi_message_answer_first_passive_rest_in_order(mp: W
     assert len(fake.of("/cgi-bin/token")) == 1  # one token for all sends
 
 
-async def test_safe_mode_decrypts_and_answers_encrypted(mp: Wired) -> None:
+async def test_safe_mode_decrypts_and_answers_encrypted(mps: Wired) -> None:
+    mp = mps
     query, body = wx.mp_safe(wx.mp_text("oUser2", "我的微信号被盗了怎么办", "20001"), APP_ID)
     status, text = await mp.post(query, body)
     assert status == 200
@@ -201,8 +216,35 @@ async def test_forged_or_missing_signature_is_403_and_nothing_processed(mp: Wire
     assert (await mp.post({**wx.mp_plain_query(), "signature": "f" * 40}, xml))[0] == 403
     assert (await mp.post({}, xml))[0] == 403
     assert (await mp.post(wx.mp_plain_query(token="wrongtoken"), xml))[0] == 403
-    query, body = wx.mp_safe(xml, APP_ID)
-    assert (await mp.post({**query, "msg_signature": "0" * 40}, body))[0] == 403
+    assert mp.calls == []
+
+
+async def test_forged_msg_signature_is_403_in_safe_mode(mps: Wired) -> None:
+    query, body = wx.mp_safe(wx.mp_text("oBad", "你好", "80002"), APP_ID)
+    assert (await mps.post({**query, "msg_signature": "0" * 40}, body))[0] == 403
+    assert (await mps.post({k: v for k, v in query.items() if k != "msg_signature"}, body))[0] == 403
+    assert mps.calls == []
+
+
+async def test_safe_mode_refuses_a_plain_body(mps: Wired) -> None:
+    """In plain mode the signature covers only token, timestamp and nonce, never the body: a
+    safe-mode account that took plain callbacks would let anyone holding one signed URL (proxy
+    logs...) post any message for the whole clock-skew window. WeChat's 兼容模式 and 安全模式
+    both call with ``encrypt_type=aes``, so nothing legitimate is refused."""
+    xml = wx.mp_text("oForged", "菜单", "80003")
+    assert (await mps.post(wx.mp_plain_query(), xml))[0] == 403
+    assert (await mps.post({**wx.mp_plain_query(), "encrypt_type": "raw"}, xml))[0] == 403
+    assert mps.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³", "١٧٠٠٠٠٠٠٠٠"])
+async def test_non_ascii_digit_timestamp_is_403_not_5xx(mp: Wired, timestamp: str) -> None:
+    """``str.isdigit`` accepts superscripts (``int`` then raises) and Arabic-Indic digits."""
+    nonce = "1"
+    query = {"timestamp": timestamp, "nonce": nonce, "signature": wx.sha1(wx.MP_TOKEN, timestamp, nonce)}
+    resp = await mp.client.get("/wechat/mp", params={**query, "echostr": "e"})
+    assert resp.status == 403
+    assert (await mp.post(query, wx.mp_text("oTs", "你好", "80004")))[0] == 403
     assert mp.calls == []
 
 
@@ -223,7 +265,8 @@ async def test_malformed_xml_is_400(mp: Wired, body: str) -> None:
     assert status == 400 and mp.calls == []
 
 
-async def test_wrong_appid_and_bad_padding_are_400(mp: Wired) -> None:
+async def test_wrong_appid_and_bad_padding_are_400(mps: Wired) -> None:
+    mp = mps
     xml = wx.mp_text("oX", "你好", "82001")
     query, body = wx.mp_safe(xml, "wx0000000000000000")
     assert (await mp.post(query, body))[0] == 400
@@ -278,6 +321,21 @@ async def test_refused_credentials_make_the_channel_not_ready(pipeline: Any, kb:
         await until(lambda: not w.channel.ready)
         resp = await w.client.get("/readyz")
         assert resp.status == 503 and (await resp.json())["checks"]["mp"] is False
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+
+
+async def test_refused_token_is_not_fetched_again_for_every_queued_send(pipeline: Any, kb: Any, redis: Any,
+                                                                        fake: FakeWeChatApi) -> None:
+    """A wrong secret (or a token endpoint outage) must not cost one /cgi-bin/token call per
+    message: that endpoint has a daily quota the account needs once the secret is fixed."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, app_secret="wrong-secret"))
+    try:
+        for i in range(8):
+            await w.plain(wx.mp_text(f"oStorm{i}", MULTI, f"95{i:03d}"))
+        await until(lambda: w.channel.outbox.lost == 16)  # every one logged as lost, none silent
+        assert len(fake.of("/cgi-bin/token")) == 1
     finally:
         await w.channel.stop()
         await w.client.close()
@@ -362,7 +420,7 @@ def test_split_and_pack_respect_bytes_and_count() -> None:
     assert len(out) == 2 and dropped == 2
 
 
-async def test_random_bad_input_never_gets_a_5xx(mp: Wired) -> None:
+async def test_random_bad_input_never_gets_a_5xx(mp: Wired, mps: Wired) -> None:
     """Signed requests (so they reach the parsers) with garbage bodies, in both modes."""
     import random
 
@@ -381,7 +439,75 @@ async def test_random_bad_input_never_gets_a_5xx(mp: Wired) -> None:
             enc = body if isinstance(body, str) else body.hex()
             query |= {"encrypt_type": "aes", "msg_signature": wx.sha1(wx.MP_TOKEN, query["timestamp"], str(i), enc)}
             body = f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
-        status, _ = await mp.post(query, body)
+        status, _ = await (mps if i % 2 else mp).post(query, body)
         statuses.add(status)
     assert statuses <= {200, 400, 403}, statuses
     assert 400 in statuses
+
+
+async def test_mp_signed_fuzz_never_5xx(mp: Wired, mps: Wired) -> None:
+    rng = random.Random(2026)
+    statuses: set[int] = set()
+    for i in range(300):
+        ts, nonce = odd_value(rng), odd_value(rng)
+        try:
+            sig = wx.sha1(wx.MP_TOKEN, ts, nonce)
+        except UnicodeEncodeError:
+            sig = "0" * 40
+        query: dict[str, Any] = {"signature": sig, "timestamp": ts, "nonce": nonce, "openid": odd_value(rng)}
+        if i % 4 == 0:
+            resp = await mp.client.get("/wechat/mp", params={**query, "echostr": odd_value(rng)})
+            statuses.add(resp.status)
+            continue
+        target, body = mp, odd_body(rng)
+        if i % 4 == 1:  # safe mode: the inner message is the garbage, encrypted and signed properly
+            target = mps
+            inner = body if isinstance(body, bytes) else body.encode()
+            enc = wx.encrypt(wx.MP_AES_KEY, APP_ID, inner)
+            query |= {"encrypt_type": rng.choice(["aes", "AES", "aes "]),
+                      "msg_signature": wx.sha1(wx.MP_TOKEN, ts, nonce, enc) if sig != "0" * 40 else "0"}
+            body = f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+        resp = await target.client.post("/wechat/mp", params=query, data=body)
+        statuses.add(resp.status)
+    assert statuses <= {200, 400, 403}, statuses
+    assert {200, 400, 403} <= statuses  # the run did reach every outcome
+
+
+async def test_subscribe_greets_once(mp: Wired, kb: Any) -> None:
+    """The welcome comes before the menu, and the menu introduces the bot itself: the
+    follower must not be greeted twice in one message ("…我是反诈助手… 你好，我是反诈助手…")."""
+    status, body = await mp.plain(wx.mp_event("oGreet", "subscribe"))
+    greeting = passive_text(body)
+    assert status == 200 and greeting.count("我是反诈助手") == 1 and greeting.count("不是真人") == 1
+
+
+async def test_plain_signed_url_cannot_carry_another_body(mp: Wired, fake: FakeWeChatApi) -> None:
+    """Plain mode signs only token+timestamp+nonce: a signed URL seen once (a proxy log) must
+    not carry a forged message; WeChat's own retry of the same request still gets through."""
+    query = wx.mp_plain_query(nonce="424242")
+    assert (await mp.post(query, wx.mp_text("oReal", "你好", "96001")))[0] == 200
+    assert (await mp.post(query, wx.mp_text("oReal", "你好", "96001")))[0] == 200  # WeChat's retry
+    assert (await mp.post(query, wx.mp_text("oVictim", "菜单", "96002")))[0] == 403
+    assert [c.user_id for c in mp.calls] == ["oReal", "oReal"]
+
+
+async def test_passive_only_account_gets_the_whole_answer_in_one_reply(pipeline: Any, kb: Any, redis: Any,
+                                                                       fake: FakeWeChatApi) -> None:
+    """An account without the customer-service API (an unverified 订阅号) would lose every
+    message after the first (48001): with FANZHA_MP_PASSIVE_ONLY the answer is packed, in
+    order, into the one passive reply, and the API is never called."""
+    w = await wire(pipeline, kb, redis, mp_settings(fake, passive_only=True))
+    try:
+        replies = [r.text for r in (await pipeline.handle(IncomingMessage(
+            channel="probe", user_id="oProbe", text=MULTI, msg_id="p1"))).replies]
+        assert len(replies) >= 2
+        status, body = await w.plain(wx.mp_text("oPassive", MULTI, "97001"))
+        text = passive_text(body)
+        assert status == 200 and len(text.encode()) <= 2048
+        assert text.startswith(replies[0]) and replies[1] in text
+        await asyncio.sleep(0.2)
+        assert fake.of(SEND) == [] and fake.of("/cgi-bin/token") == []
+    finally:
+        await w.channel.stop()
+        await w.client.close()
+

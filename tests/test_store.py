@@ -19,6 +19,7 @@ from bot.store.sessions import (
     SessionStore,
     conversation_id,
 )
+from tests.conftest import make_test_client
 
 
 class Counter(BaseModel):
@@ -37,7 +38,7 @@ async def bump(store: SessionStore, conv: str, i: int, msg_id: str | None = None
 
 
 async def test_concurrent_updates_from_two_clients_are_all_kept(redis_url: str, redis: Redis) -> None:
-    a, b = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    a, b = make_test_client(redis_url), make_test_client(redis_url)
     store_a, store_b = SessionStore(a, lock_wait_s=20), SessionStore(b, lock_wait_s=20)
     conv = conversation_id("http", "u1", None)
     try:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -34,14 +34,19 @@ from redis.exceptions import NoScriptError
 class AutoPipeline:
     """Coalesce ``EVALSHA`` calls made in the same loop iteration into one round trip."""
 
-    def __init__(self, redis: Redis, max_batch: int = 512) -> None:
+    def __init__(self, redis: Redis | RedisCluster, max_batch: int = 512) -> None:
         self.redis = redis
         self.max_batch = max_batch
         self._pending: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # redis-py's cluster pipeline refuses EVALSHA, and a batch would span nodes anyway:
+        # on a cluster each call goes straight to the node that owns its slot.
+        self.direct = not isinstance(redis, Redis)
 
     async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self.direct:
+            return await script(keys=keys, args=args)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, fut))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 ROOM_TTL_S = 180 * 24 * 3600
 
@@ -150,7 +150,7 @@ class Step:
 class RoomStore:
     """Room-level state; a group decision is carried out in one round trip (``carry_out``)."""
 
-    def __init__(self, redis: Redis, prefix: str = "fanzha") -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str = "fanzha") -> None:
         self.redis = redis
         self.prefix = prefix
         self._claim_tip = redis.register_script(CLAIM_TIP_LUA)

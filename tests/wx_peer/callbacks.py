@@ -80,8 +80,10 @@ def mp_event(user: str, event: str, created: int | None = None) -> str:
             f"<Event><![CDATA[{event}]]></Event></xml>")
 
 
-def mp_plain_query(token: str = MP_TOKEN, timestamp: int | None = None, nonce: str = "1234567") -> dict[str, str]:
+def mp_plain_query(token: str = MP_TOKEN, timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+    """A plain-mode query; like WeChat, a fresh random nonce for every request unless given."""
     ts = str(timestamp or int(time.time()))
+    nonce = nonce if nonce is not None else str(int.from_bytes(os.urandom(4), "big"))
     return {"signature": sha1(token, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": "o"}
 
 

@@ -38,6 +38,10 @@ class FakeWeChatApi:
         self.kf_log: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.all_log: list[dict[str, Any]] = []  # every account's messages, for pulls naming none
         self.sync_tokens: list[str] = []
+        # 微信客服 session states (kf/service_state): 3 = with a human servicer, where the
+        # platform refuses API sends with 95018 "send msg session status invalid".
+        self.kf_state: dict[tuple[str, str], int] = {}
+        self.delivered: list[Call] = []  # sends the platform accepted (errcode 0)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -68,6 +72,8 @@ class FakeWeChatApi:
         })
 
     def kf_event(self, kfid: str, event: dict[str, Any]) -> None:
+        if event.get("event_type") == "session_status_change" and event.get("change_type") == 3:
+            self.kf_state[(kfid, str(event.get("external_userid", "")))] = 4  # the servicer ended it
         self._log(kfid, {
             "msgid": f"evt{len(self.kf_log[kfid]) + 1:04d}", "origin": 4, "send_time": int(time.time()),
             "msgtype": "event", "event": {"open_kfid": kfid, **event},
@@ -134,6 +140,12 @@ class FakeWeChatApi:
             return web.json_response(self.failures[path].pop(0))
         if path == "/cgi-bin/kf/sync_msg":
             return web.json_response(self._sync(body))
+        if path == "/cgi-bin/kf/service_state/trans":
+            self.kf_state[(str(body.get("open_kfid")), str(body.get("external_userid")))] = int(body["service_state"])
+        if path == "/cgi-bin/kf/send_msg" and self.kf_state.get((str(body.get("open_kfid")), str(body.get("touser")))) == 3:
+            return web.json_response({"errcode": 95018, "errmsg": "send msg session status invalid"})
+        if path.endswith(("/send_msg", "/send_msg_on_event", "/message/custom/send")):
+            self.delivered.append(self.calls[-1])
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     def _sync(self, body: dict[str, Any]) -> dict[str, Any]:

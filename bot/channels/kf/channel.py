@@ -24,12 +24,12 @@ import time
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import LockError, RedisError
 
 from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
-from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature_ok
+from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature_ok, timestamp_fresh
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
 from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, parse
@@ -51,6 +51,8 @@ STATE_HUMAN = 3
 SESSION_ENDED = 3
 """session_status_change change_type 3: the servicer ended the session."""
 CURSOR_TTL_S = 180 * 24 * 3600
+HANDOFF_NOTICE_WAIT_S = 30.0
+"""How long a handoff waits for its notice to be delivered before transferring anyway."""
 
 
 def _plain(status: int, text: str) -> web.Response:
@@ -67,7 +69,7 @@ class KfChannel:
     name = CHANNEL
 
     def __init__(self, settings: KfSettings, handle: Handler, kb: KnowledgeBase, *,
-                 redis: Redis, key_prefix: str = "fanzha") -> None:
+                 redis: Redis | RedisCluster, key_prefix: str = "fanzha") -> None:
         if None in (settings.corp_id, settings.secret, settings.token, settings.aes_key):
             raise ValueError("KfChannel needs the CorpID, Secret, Token and EncodingAESKey")
         assert settings.corp_id and settings.secret and settings.token and settings.aes_key
@@ -134,9 +136,7 @@ class KfChannel:
         EVENTS.labels(CHANNEL, event).inc(n)
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            return False
-        return abs(time.time() - int(timestamp)) <= self.settings.max_clock_skew_s
+        return timestamp_fresh(timestamp, self.settings.max_clock_skew_s, time.time())
 
     def _refuse(self, status: int, event: str, message: str) -> web.Response:
         self._count(event)
@@ -242,6 +242,10 @@ class KfChannel:
         try:
             raw = await self.redis.get(cursor_key)
             cursor = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            # No cursor yet: kf/sync_msg starts at the platform's oldest kept messages (days of
+            # them on an account that was already in use, or after Redis lost its data), and
+            # answering those now would reply to yesterday's questions, or twice.
+            backlog_before = time.time() - self.settings.first_pull_max_age_s if not cursor else None
             while self._started:
                 body: dict[str, Any] = {"cursor": cursor, "limit": self.settings.sync_limit}
                 if kfid:
@@ -252,7 +256,7 @@ class KfChannel:
                 items = out.get("msg_list") or []
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict):
-                        await self._on_item_safely(kfid, item)
+                        await self._on_item_safely(kfid, item, backlog_before)
                 nxt = out.get("next_cursor")
                 if isinstance(nxt, str) and nxt and nxt != cursor:
                     await self.redis.set(cursor_key, nxt, ex=CURSOR_TTL_S)
@@ -266,11 +270,11 @@ class KfChannel:
             except (LockError, RedisError, OSError):
                 log.warning("微信客服 sync lock already gone", extra={"channel": CHANNEL})
 
-    async def _on_item_safely(self, kfid: str, item: dict[str, Any]) -> None:
+    async def _on_item_safely(self, kfid: str, item: dict[str, Any], backlog_before: float | None = None) -> None:
         """One item that cannot be handled is logged and skipped: re-reading it forever would
         stop every later message of the account (a poison message)."""
         try:
-            await self._on_item(kfid, item)
+            await self._on_item(kfid, item, backlog_before)
         except (RedisError, OSError, LockError):
             raise  # the store is down: stop here, the cursor stays before this item
         except Exception as exc:
@@ -278,7 +282,7 @@ class KfChannel:
             log.error("微信客服 message %s not handled: %s", tag(str(item.get("msgid", ""))), type(exc).__name__,
                       extra={"channel": CHANNEL})
 
-    async def _on_item(self, kfid: str, item: dict[str, Any]) -> None:
+    async def _on_item(self, kfid: str, item: dict[str, Any], backlog_before: float | None = None) -> None:
         """One entry of msg_list: a customer's message, or an event."""
         origin = item.get("origin")
         msgtype = str(item.get("msgtype", ""))
@@ -297,6 +301,10 @@ class KfChannel:
         if isinstance(sent_at, int) and time.time() - sent_at > self.settings.send_window_s:
             self._count("skipped_window")  # too old to answer: the platform refuses sends by now
             return
+        if backlog_before is not None and isinstance(sent_at, int) and sent_at < backlog_before:
+            self._count("skipped_backlog")
+            log.info("微信客服: message from before the first pull not answered", extra={"channel": CHANNEL})
+            return
         if await self._with_human(kfid, user):
             self._count("skipped_human")
             return
@@ -314,10 +322,14 @@ class KfChannel:
         if outcome.duplicate:
             self._count("duplicate")
             return
-        if outcome.handoff and self.settings.servicer_userid and await self._hand_over(kfid, user):
-            self.outbox.put(self._outgoing(kfid, user, [render_text(self.kb, "kf_handoff")]))
-            return
-        self.outbox.put(self._outgoing(kfid, user, self._pack([r.text for r in outcome.replies])))
+        texts = [r.text for r in outcome.replies]
+        if outcome.handoff and self.settings.servicer_userid:
+            handed, told = await self._hand_over(kfid, user)
+            if handed:
+                return
+            if told:  # "transferring..." is out: say it did not work before the honest answer
+                texts = [render_text(self.kb, "kf_handoff_failed"), *texts]
+        self.outbox.put(self._outgoing(kfid, user, self._pack(texts)))
 
     def _pack(self, texts: list[str]) -> list[str]:
         """At most ``max_sends_per_message`` texts (the platform allows five per customer message)."""
@@ -378,7 +390,20 @@ class KfChannel:
         else:
             await self.redis.delete(key)
 
-    async def _hand_over(self, kfid: str, user: str) -> bool:
+    async def _hand_over(self, kfid: str, user: str) -> tuple[bool, bool]:
+        """Tell the customer, then give the conversation to the servicer: (handed over, told).
+
+        The notice goes first and is waited for: once a human has the conversation (state 3)
+        the platform refuses API sends (95018), so a notice sent after the transfer is lost.
+        """
+        notice = self._outgoing(kfid, user, [render_text(self.kb, "kf_handoff")])[0]
+        notice.done = asyncio.get_running_loop().create_future()
+        self.outbox.put([notice])
+        told = False
+        try:
+            told = await asyncio.wait_for(asyncio.shield(notice.done), timeout=HANDOFF_NOTICE_WAIT_S)
+        except TimeoutError:
+            log.warning("微信客服 handoff notice still queued; handing over anyway", extra={"channel": CHANNEL})
         try:
             await self.api.call("/cgi-bin/kf/service_state/trans", {
                 "open_kfid": kfid, "external_userid": user, "service_state": STATE_HUMAN,
@@ -387,13 +412,13 @@ class KfChannel:
         except ApiError as exc:
             self._count("handoff_failed")
             log.warning("微信客服 handoff failed: %s", exc, extra={"channel": CHANNEL})
-            return False
+            return False, told
         self._count("handoff")
         try:
             await self._set_human(kfid, user, True)
         except (RedisError, OSError):
             pass
-        return True
+        return True, told
 
     # -- the API -------------------------------------------------------------------------
     async def _fetch_token(self, api: WxApi) -> tuple[str, int]:

@@ -47,6 +47,10 @@ class KfSettings(BaseSettings):
                                        description="the platform allows 5 messages per customer message")
     send_window_s: int = Field(default=48 * 3600, ge=60, le=48 * 3600,
                                description="the platform allows sends this long after the customer's message")
+    first_pull_max_age_s: int = Field(
+        default=600, ge=0, le=48 * 3600,
+        description="with no cursor stored yet (first start, Redis lost), older messages are not answered",
+    )
 
     @field_validator("secret", "token", "aes_key", mode="before")
     @classmethod

@@ -19,16 +19,18 @@ allowed to produce a 5xx. Logs carry hashed OpenIDs, never text, the token or se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisError
 
 from bot.channels.base import Handler
 from bot.channels.wxbase.api import AccessToken, ApiError, WxApi
-from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature, signature_ok
+from bot.channels.wxbase.crypto import CryptoError, MessageCrypto, signature, signature_ok, timestamp_fresh
 from bot.channels.wxbase.outbox import EVENTS, Outbox, Outgoing
 from bot.channels.wxbase.text import pack, split_bytes, tag
 from bot.channels.wxbase.wxxml import XmlError, encrypted_envelope, parse, text_reply
@@ -60,7 +62,7 @@ class MpChannel:
     name = CHANNEL
 
     def __init__(self, settings: MpSettings, handle: Handler, kb: KnowledgeBase, *,
-                 redis: Redis | None = None, key_prefix: str = "fanzha") -> None:
+                 redis: Redis | RedisCluster | None = None, key_prefix: str = "fanzha") -> None:
         if settings.token is None or settings.app_id is None or settings.app_secret is None:
             raise ValueError("MpChannel needs the token, AppID and AppSecret")
         self.settings = settings
@@ -76,6 +78,8 @@ class MpChannel:
         self.outbox = Outbox(CHANNEL, self._deliver, per_recipient_s=settings.send_interval_user_s,
                              global_s=settings.send_interval_global_s, retries=settings.send_retries,
                              backoff_s=settings.send_retry_backoff_s)
+        self.redis = redis
+        self._seen_prefix = f"{key_prefix}:mp:seen:{settings.app_id}:"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._token_broken = False
@@ -113,6 +117,11 @@ class MpChannel:
 
     async def send(self, to: str, text: str) -> None:
         """A proactive message to an OpenID (within WeChat's 48-hour window)."""
+        if self.settings.passive_only:
+            self._count("send_lost")
+            log.warning("公众号 (passive only): proactive message to %s not sent (no customer-service API)",
+                        tag(to), extra={"channel": CHANNEL})
+            return
         self.outbox.put([Outgoing(to, piece, tag(to)) for piece in split_bytes(text, self.settings.max_reply_bytes)])
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -120,9 +129,7 @@ class MpChannel:
         EVENTS.labels(CHANNEL, event).inc()
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            return False
-        return abs(time.time() - int(timestamp)) <= self.settings.max_clock_skew_s
+        return timestamp_fresh(timestamp, self.settings.max_clock_skew_s, time.time())
 
     def _refuse(self, status: int, event: str, message: str) -> web.Response:
         self._count(event)
@@ -169,6 +176,11 @@ class MpChannel:
         except XmlError:
             return self._refuse(400, "bad_xml", "malformed XML")
         safe = q.get("encrypt_type", "raw").lower() == "aes"
+        if not safe and self.crypto is not None:
+            # A plain-mode signature covers token, timestamp and nonce but not the body: with
+            # safe mode configured, a plain callback is unauthenticated and is refused.
+            return self._refuse(403, "plain_in_safe_mode",
+                                "safe mode is configured: plain callbacks are refused")
         if safe:
             if self.crypto is None:
                 return self._refuse(400, "aes_not_configured", "safe mode needs FANZHA_MP_AES_KEY")
@@ -184,6 +196,8 @@ class MpChannel:
             except XmlError:
                 return self._refuse(400, "bad_xml", "malformed XML inside Encrypt")
         else:
+            if await self._reused_for_another_body(ts, nonce, body):
+                return self._refuse(403, "replayed_signature", "signature already used for another message")
             msg = outer
         user, account, mtype = msg.get("FromUserName", ""), msg.get("ToUserName", ""), msg.get("MsgType", "")
         if not user or not account or not mtype or len(user) > 64 or len(account) > 64:
@@ -212,6 +226,28 @@ class MpChannel:
             encrypted = self.crypto.encrypt(xml.encode("utf-8"))
             xml = encrypted_envelope(encrypted, signature(self._token, reply_ts, nonce, encrypted), reply_ts, nonce)
         return web.Response(text=xml, content_type="application/xml")
+
+    async def _reused_for_another_body(self, timestamp: str, nonce: str, body: bytes) -> bool:
+        """Plain mode: has this signed (timestamp, nonce) already come with a different body?
+
+        The plain signature covers only token, timestamp and nonce, so one signed URL seen in
+        a log would carry any body for the whole clock-skew window. Remembering the body each
+        signed URL first came with (for twice that window) lets WeChat's retries through (same
+        body; the pipeline's dedupe answers them) and refuses a different body. Redis down:
+        not checked rather than no service.
+        """
+        if self.redis is None:
+            return False
+        key = self._seen_prefix + hashlib.blake2b(f"{timestamp}\x1f{nonce}".encode(), digest_size=12).hexdigest()
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        try:
+            if await self.redis.set(key, digest, nx=True, ex=2 * self.settings.max_clock_skew_s):
+                return False
+            first = await self.redis.get(key)
+        except (RedisError, OSError):
+            return False
+        first_text = first.decode() if isinstance(first, bytes) else first
+        return first_text is not None and first_text != digest
 
     # -- messages ------------------------------------------------------------------------
     def _to_incoming(self, msg: dict[str, str], user: str, mtype: str) -> tuple[IncomingMessage | None, bool]:
@@ -263,6 +299,14 @@ class MpChannel:
         if not texts:
             return []
         size = self.settings.max_reply_bytes
+        if self.settings.passive_only:
+            # No customer-service API: as much of the answer as one passive reply holds, in order.
+            one, dropped = pack(texts, 1, size)
+            if dropped:
+                self._count("send_lost")
+                log.warning("公众号 (passive only): %d reply piece(s) did not fit the one passive reply", dropped,
+                            extra={"channel": CHANNEL})
+            return one
         first = split_bytes(texts[0], size)
         quota = min(self.settings.max_sends_per_message, SUBSCRIBE_QUOTA) if welcome else self.settings.max_sends_per_message
         rest, dropped = pack([*first[1:], *texts[1:]], quota, size)
@@ -274,8 +318,15 @@ class MpChannel:
 
     def _late(self, task: asyncio.Task[Outcome], user: str, welcome: bool) -> None:
         if task.cancelled() or task.exception() is not None:
+            self._count("send_lost")  # never silent, even though the pipeline does not raise
+            log.error("公众号: a late answer to %s failed", tag(user), extra={"channel": CHANNEL})
             return
         texts = self._texts(task.result(), welcome)
+        if texts and self.settings.passive_only:
+            self._count("send_lost")  # the passive reply is gone and there is no API to use
+            log.error("公众号 (passive only): the answer to %s missed the %.1f s reply budget and cannot be sent",
+                      tag(user), self.settings.reply_budget_s, extra={"channel": CHANNEL})
+            return
         self.outbox.put([Outgoing(user, t, tag(user)) for t in texts])
 
     # -- the customer-service API --------------------------------------------------------

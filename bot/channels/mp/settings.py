@@ -40,6 +40,9 @@ class MpSettings(BaseSettings):
     send_retries: int = Field(default=4, ge=1, le=10)
     send_retry_backoff_s: float = Field(default=1.0, ge=0, le=60, description="doubled after each try")
     max_reply_bytes: int = Field(default=2000, ge=200, le=2048, description="longer replies are split")
+    passive_only: bool = Field(default=False,
+                               description="the account has no customer-service API (e.g. an unverified 订阅号): "
+                                           "every answer goes into the one passive reply")
     max_sends_per_message: int = Field(default=5, ge=1, le=5,
                                        description="customer-service messages per user message (WeChat's quota)")
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 log = logging.getLogger("bot.channels.wxapi")
@@ -58,14 +58,18 @@ TokenFetch = Callable[["WxApi"], Awaitable[tuple[str, int]]]
 class AccessToken:
     """One access token per (platform, account), shared by all processes through Redis."""
 
-    def __init__(self, redis: Redis | None, key: str, fetch: TokenFetch, *, early_s: int = 300) -> None:
+    def __init__(self, redis: Redis | RedisCluster | None, key: str, fetch: TokenFetch, *, early_s: int = 300,
+                 fail_cooldown_s: float = 5.0) -> None:
         self.redis = redis
         self.key = key
         self.fetch = fetch
         self.early_s = early_s
+        self.fail_cooldown_s = fail_cooldown_s
         self._value: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
+        self._failed_until = 0.0
+        self._failure: ApiError | None = None
         self.fetches = 0
 
     async def get(self, api: WxApi) -> str:
@@ -77,6 +81,12 @@ class AccessToken:
             shared = await self._shared()
             if shared is not None:
                 return shared
+            if self._failure is not None and time.monotonic() < self._failed_until:
+                # A refused or failed fetch is not repeated for every queued send: the token
+                # endpoint has a daily quota, and a wrong secret would otherwise be tried once
+                # per message (a refresh storm that can use the day's quota up).
+                f = self._failure
+                raise ApiError(f.path, f.errcode, "token fetch failed moments ago", retryable=f.retryable)
             return await self._refresh(api)
 
     async def _shared(self) -> str | None:
@@ -117,7 +127,12 @@ class AccessToken:
                 shared = await self._shared()
                 if shared is not None:
                     return shared
-            value, expires_in = await self.fetch(api)
+            try:
+                value, expires_in = await self.fetch(api)
+            except ApiError as exc:
+                self._failure, self._failed_until = exc, time.monotonic() + self.fail_cooldown_s
+                raise
+            self._failure = None
             self.fetches += 1
             ttl = max(60, int(expires_in) - self.early_s)
             self._remember(value, ttl)

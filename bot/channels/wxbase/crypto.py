@@ -51,6 +51,17 @@ def signature_ok(given: str | None, *parts: str) -> bool:
     return secrets.compare_digest(given.lower().encode("ascii", "replace"), signature(*parts).encode("ascii"))
 
 
+def timestamp_fresh(timestamp: str, max_skew_s: float, now: float) -> bool:
+    """``timestamp`` is plain ASCII decimal seconds within ``max_skew_s`` of ``now``.
+
+    ``str.isdigit`` alone also accepts superscripts and other Unicode digits that ``int``
+    then refuses (a 500) or reads (Arabic-Indic digits), so only ASCII digits count here.
+    """
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
+        return False
+    return abs(now - int(timestamp)) <= max_skew_s
+
+
 def aes_key(encoding_aes_key: str) -> bytes:
     """The 32-byte key from the 43-character EncodingAESKey; ValueError if it is not one."""
     if len(encoding_aes_key) != 43:

@@ -35,12 +35,21 @@ EVENTS = PromCounter(
 
 @dataclass
 class Outgoing:
-    """One text to one recipient; ``ref`` is a log-safe id (hashed), ``extra`` goes to the API."""
+    """One text to one recipient; ``ref`` is a log-safe id (hashed), ``extra`` goes to the API.
+
+    ``done``, if given, is resolved True once the platform accepted the text and False once it
+    is lost: for a step that must wait until the message is out (微信客服's handoff).
+    """
 
     to: str
     text: str
     ref: str
     extra: dict[str, Any] = field(default_factory=dict)
+    done: asyncio.Future[bool] | None = None
+
+    def settle(self, delivered: bool) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(delivered)
 
 
 Deliver = Callable[[Outgoing], Awaitable[None]]
@@ -130,11 +139,13 @@ class Outbox:
                 self._lose(item, type(exc).__name__)
                 return
             self.count("sent")
+            item.settle(True)
             self.sent.append(item)
             del self.sent[:-256]
             return
 
     def _lose(self, item: Outgoing, reason: str) -> None:
+        item.settle(False)
         self.lost += 1
         self.count("send_lost")
         log.error("%s: message to %s not delivered (%s)", self.channel, item.ref, reason,
