@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.settings import Settings, SettingsError, load_settings
-
-DEFAULT_EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
+from knowledge import external
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -28,7 +27,10 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
     from knowledge.loader import problems, read
 
     kb, found = read()
-    brief = Path(args.brief)
+    brief = Path(args.brief or external.brief_path())
+    if not brief.exists() and (args.brief or external.required()):
+        found.append(f"knowledge brief not found at {brief}" + ("" if args.brief else
+                     " (required in CI; set FANZHA_SHARED_DIR or put shared/ beside the repository)"))
     if kb is not None:
         found += problems(kb, brief.read_text(encoding="utf-8") if brief.exists() else None)
     if kb is not None and not found:  # the data is sound: now read every message as a user would
@@ -87,7 +89,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from knowledge.scanner import Scanner
 
     kb = load()
-    intents, group = Path(args.intents), Path(args.group)
+    intents = Path(args.intents or _default_eval("dev_intents.jsonl", "heldout_intents.jsonl"))
+    group = Path(args.group or _default_eval("dev_group.jsonl", "heldout_group.jsonl"))
     for path in (intents, group):
         if not path.exists():
             return _fail(f"{path} not found")
@@ -95,6 +98,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print()
     print(format_group_report(evaluate_group(Scanner.from_kb(kb), group)))
     return 0
+
+
+def _default_eval(shared_name: str, own_name: str) -> Path:
+    """The shared dev set when it is there (it must be, in CI), else the project's held-out set."""
+    shared = external.shared_eval(shared_name)
+    if shared.exists() or external.required():
+        return shared
+    print(f"({shared} not found: using the project's own {own_name})", file=sys.stderr)
+    return external.OWN_EVAL / own_name
 
 
 # -- commands that run the bot ------------------------------------------------------------
@@ -138,11 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="knowledge base tools")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     check = kb_sub.add_parser("check", help="validate the knowledge base; non-zero exit on any problem")
-    check.add_argument("--brief", default=str(DEFAULT_EVAL_DIR.parent / "knowledge-brief.md"),
-                       help="knowledge brief to compare law texts and numbers against")
+    check.add_argument("--brief", default=None,
+                       help="knowledge brief to compare law texts and numbers against "
+                            "(default ../shared/knowledge-brief.md or $FANZHA_SHARED_DIR; required in CI)")
     ev = sub.add_parser("eval", help="accuracy + confusion table; group-scan precision/recall")
-    ev.add_argument("intents", nargs="?", default=str(DEFAULT_EVAL_DIR / "dev_intents.jsonl"))
-    ev.add_argument("--group", default=str(DEFAULT_EVAL_DIR / "dev_group.jsonl"))
+    ev.add_argument("intents", nargs="?", default=None,
+                    help="labelled JSONL (default ../shared/eval/dev_intents.jsonl, else tests/data/heldout_intents.jsonl)")
+    ev.add_argument("--group", default=None,
+                    help="labelled group JSONL (default ../shared/eval/dev_group.jsonl, else tests/data/heldout_group.jsonl)")
     bench = sub.add_parser("bench", help="throughput/latency of the whole pipeline (prints figures)")
     bench.add_argument("--users", type=int, default=100)
     bench.add_argument("--messages", type=int, default=40)

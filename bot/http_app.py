@@ -129,8 +129,16 @@ def make_app(
     *,
     api_token: str | None = None,
     channel: str = "http",
+    page: bytes | None = None,
 ) -> web.Application:
-    """Build the aiohttp application around a pipeline handler and a readiness check."""
+    """Build the aiohttp application around a pipeline handler and a readiness check.
+
+    ``page`` is the web chat's index.html with its knowledge filled in (``bot.webchat``);
+    without it the page is served bare (UI labels only).
+    """
+    from bot.webchat import render_index
+
+    index_html = page if page is not None else render_index(None)
 
     def authorized(request: web.Request) -> bool:
         given = request.headers.get("Authorization", "")
@@ -205,8 +213,11 @@ def make_app(
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(WEB_DIR / "index.html")
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(body=index_html, content_type="text/html", charset="utf-8")
+
+    async def asset(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / request.match_info["name"])
 
     async def too_large(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
@@ -229,4 +240,5 @@ def make_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
+    app.router.add_get(r"/web/{name:app\.(?:js|css)}", asset)
     return app

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from bot.model_cache import load_or_build
 from bot.pipeline import Pipeline
 from bot.settings import Settings
 from bot.store.connect import Client, check_topology, client_options, make_client, store_ready
@@ -26,6 +27,23 @@ from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger("bot.runtime")
+
+
+def trained_models(kb: KnowledgeBase, data_dir: Path) -> tuple[Matcher, Scanner]:
+    """The matcher and scanner for ``kb``: from the cache under ``data_dir/models`` when the
+    knowledge data and model code are unchanged, else trained (and cached for next time)."""
+    samples = [lines[0] for _, lines in sorted(kb.examples.items()) if lines][:12]
+
+    def build() -> tuple[Matcher, Scanner]:
+        return Matcher.from_kb(kb), Scanner.from_kb(kb)
+
+    def probe(models: tuple[Matcher, Scanner]) -> list[object]:
+        matcher, scanner = models
+        return [(matcher.classify(t).model_dump(), scanner.scan(t).model_dump()) for t in samples]
+
+    models, cached = load_or_build(data_dir / "models", build, probe)
+    log.info("models ready", extra={"cached": cached})
+    return models
 
 
 def make_redis(url: str, timeout_s: float = 2.0) -> Redis:
@@ -81,13 +99,16 @@ class Runtime:
 
     async def start(self) -> Pipeline:
         self.kb = load()
+        data_dir = Path(self.settings.data_dir)
+        models = asyncio.ensure_future(asyncio.to_thread(trained_models, self.kb, data_dir))
         url = self.settings.redis_url
-        if url is None and not self.settings.redis_sentinels:
-            self.embedded = EmbeddedValkey(Path(self.settings.data_dir) / "valkey")
+        if url is None and not self.settings.redis_sentinels:  # the server starts while the models load
+            self.embedded = EmbeddedValkey(data_dir / "valkey")
             url = await asyncio.to_thread(self.embedded.start)
         self.redis = make_client(self.settings, url)
         await check_topology(self.redis)
-        self.pipeline = build_pipeline(self.settings, self.redis, self.kb)
+        matcher, scanner = await models
+        self.pipeline = build_pipeline(self.settings, self.redis, self.kb, matcher, scanner)
         return self.pipeline
 
     async def redis_ok(self) -> bool:

@@ -28,6 +28,7 @@ from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.tips import Sender, run_tips
+from bot.webchat import page_data, render_index
 
 log = logging.getLogger("bot.server")
 
@@ -113,7 +114,7 @@ async def serve(settings: Settings) -> int:
         return checks
 
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = make_app(pipeline.handle, ready, api_token=token)
+    app = make_app(pipeline.handle, ready, api_token=token, page=render_index(page_data(pipeline.kb)))
     mount(app, channels)
     runner = web.AppRunner(app, shutdown_timeout=10.0, access_log=None, **RUNNER_OPTIONS)
     await runner.setup()

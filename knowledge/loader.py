@@ -69,6 +69,9 @@ REQUIRED_TEXTS: dict[str, frozenset[str]] = {
         "group_mention_menu": "", "state_on": "", "state_off": "", "someone": "",
         "kind_code": "", "kind_password": "", "kind_id_number": "", "kind_bank_card": "",
         "kind_mobile": "", "kind_digits": "", "hedge_hotline": "", "hedge_proc": "", "hedge_law": "",
+        # the web chat page (bot/webchat.py)
+        "web_header": "", "web_emergency": "", "web_offline": "", "web_error": "", "web_token_missing": "",
+        "web_token_wrong": "", "web_notice_title": "",
     }.items()
 }
 """Every texts.yaml key the code uses, with the variables its template may contain."""

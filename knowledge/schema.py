@@ -92,6 +92,10 @@ class Hotline(_Strict):
     also_written: str | None = Field(
         default=None, description="Another way the brief writes the number, e.g. 010-12321"
     )
+    dialable: bool = Field(
+        default=True,
+        description="False for a number that only sends (12381's warning SMS): never offered as a call",
+    )
     status: Status
 
 

@@ -25,8 +25,6 @@ from knowledge.schema import KnowledgeBase
 if TYPE_CHECKING:
     from bot.pipeline import Pipeline
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 CLUSTER_URL = os.environ.get("FANZHA_TEST_REDIS_CLUSTER")
 SENTINELS = os.environ.get("FANZHA_TEST_REDIS_SENTINELS")

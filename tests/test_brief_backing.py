@@ -14,21 +14,20 @@ import pytest
 
 from bot.pipeline import Pipeline
 from bot.tips import WEEK_S, tip_for
+from knowledge import external
 from knowledge.loader import _SAMPLE_VARS, all_templates, problems
 from knowledge.render import CITATION_RE, MAX_SCREEN_CHARS, cites_law, render, with_legal_note
 from knowledge.scanner import Scanner
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Status
 
-from .helpers import joined, say, text_of
+from .helpers import joined, say, shared_file, text_of
 
 ADS = Path(__file__).resolve().parents[1] / "knowledge" / "data" / "group" / "ads.txt"
-BRIEF = Path(__file__).resolve().parents[2] / "shared" / "knowledge-brief.md"
 
 
 @pytest.fixture(scope="module")
 def brief() -> str:
-    assert BRIEF.exists(), f"knowledge brief not found at {BRIEF}: clone the repo beside shared/"
-    return BRIEF.read_text(encoding="utf-8")
+    return shared_file(external.brief_path()).read_text(encoding="utf-8")
 
 
 def menu_index(sid: str) -> str:

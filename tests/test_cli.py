@@ -127,3 +127,15 @@ def test_a_second_chat_session_is_not_mistaken_for_a_redelivery(
     code, second, _ = chat(monkeypatch, capsys, tmp_path, "钱包里的钱被人转走了\n退出\n", fresh_redis)
     assert code == 0
     assert "95017" in second  # the wallet_loss urgent reply, not the first run's menu
+
+
+def test_chat_opens_with_the_menu_before_the_user_types(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        fresh_redis: str) -> None:
+    from knowledge.loader import load
+
+    kb = load()
+    code, out, err = chat(monkeypatch, capsys, tmp_path, "退出\n", fresh_redis)
+    assert code == 0, err
+    before_prompt = out.split("你> ")[0]
+    assert all(sc.menu_label in before_prompt for sc in kb.scenarios.values())

@@ -121,7 +121,9 @@ async def test_probes_metrics_and_page(client_for) -> None:  # type: ignore[no-u
     metrics = await (await client.get("/metrics")).text()
     assert "fanzha_messages_in_total" in metrics and "fanzha_pipeline_seconds_bucket" in metrics
     page = await client.get("/")
-    assert page.status == 200 and "/api/v1/messages" in await page.text()
+    assert page.status == 200 and "/web/app.js" in await page.text()
+    script = await client.get("/web/app.js")
+    assert script.status == 200 and "/api/v1/messages" in await script.text()
     down = await client_for(ready=_not_ready)
     resp = await down.get("/readyz")
     assert resp.status == 503 and (await resp.json())["checks"]["redis"] is False

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from knowledge import external
 from knowledge.loader import MAX_SCREEN_CHARS, all_templates, problems
 from knowledge.render import render
 from knowledge.schema import KnowledgeBase, Status
-
-BRIEF = Path(__file__).resolve().parents[2] / "shared" / "knowledge-brief.md"
+from tests.helpers import shared_file
 
 
 def brief_text() -> str:
-    assert BRIEF.exists(), f"knowledge brief not found at {BRIEF}: clone the repo beside shared/"
-    return BRIEF.read_text(encoding="utf-8")
+    return shared_file(external.brief_path()).read_text(encoding="utf-8")
 
 
 def test_kb_is_valid_against_the_brief(kb: KnowledgeBase) -> None:
@@ -209,3 +207,14 @@ def test_brief_quotes_reject_a_contradicting_heading() -> None:
 
     brief = "**第七条（某法）：**\n\n> 第八条 某某内容。\n\n> 另一段。\n\n（以上为第九条第二款）\n"
     assert _brief_quotes(brief) == [("第九条第二款", "另一段。")]
+
+
+def test_the_web_page_never_offers_to_call_a_send_only_number(kb: KnowledgeBase) -> None:
+    """12381 only sends warning SMS and the bot says not to call it back: it must not become a
+    tel: link, while the numbers people do call stay linked."""
+    from bot.webchat import page_data
+
+    phones = set(page_data(kb)["phones"])
+    assert "12381" not in phones
+    assert {"110", "96110", "12348"} <= phones
+    assert all(h.dialable for h in kb.hotlines.values() if h.number in phones)

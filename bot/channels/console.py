@@ -11,13 +11,24 @@ from bot.models import IncomingMessage
 from bot.pipeline import Pipeline
 
 PROMPT = "你> "
+GREETING = "你好"
+"""Sent for the user at start, so the bot opens with its menu as the web page does."""
 
 
 async def run_console(pipeline: Pipeline, stdin: TextIO, stdout: TextIO, user_id: str = "console") -> None:
-    """Read lines until EOF (or 退出/exit) and print the bot's replies."""
+    """Greet with the menu, then read lines until EOF (or 退出/exit) and print the bot's replies."""
     run = uuid.uuid4().hex[:12]  # message ids must not repeat across runs (dedupe is persistent)
     counter = itertools.count(1)
     stdout.write("反诈助手（终端模式）。输入 退出 结束。\n")
+
+    async def say(text: str) -> None:
+        msg = IncomingMessage(channel="console", user_id=user_id, text=text, msg_id=f"console-{run}-{next(counter)}")
+        outcome = await pipeline.handle(msg)
+        for reply in outcome.replies:
+            stdout.write("\n助手> " + reply.text.replace("\n", "\n      ") + "\n")
+        stdout.write("\n")
+
+    await say(GREETING)
     while True:
         stdout.write(PROMPT)
         stdout.flush()
@@ -25,9 +36,4 @@ async def run_console(pipeline: Pipeline, stdin: TextIO, stdout: TextIO, user_id
         if not line or line.strip().lower() in {"退出", "exit", "quit"}:
             stdout.write("\n")
             return
-        msg = IncomingMessage(channel="console", user_id=user_id, text=line.rstrip("\n"),
-                              msg_id=f"console-{run}-{next(counter)}")
-        outcome = await pipeline.handle(msg)
-        for reply in outcome.replies:
-            stdout.write("\n助手> " + reply.text.replace("\n", "\n      ") + "\n")
-        stdout.write("\n")
+        await say(line.rstrip("\n"))
