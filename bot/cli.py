@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from knowledge import external
 
 
@@ -48,10 +48,6 @@ def cmd_kb_check(args: argparse.Namespace) -> int:
           f"{sum(len(v) for v in kb.examples.values())} examples"
           + ("" if brief.exists() else f" (brief not found at {brief}: texts not compared)"))
     return 0
-
-
-def _lines(stream: object) -> list[str]:
-    return [ln.rstrip("\r\n") for ln in stream]  # type: ignore[attr-defined]
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -122,11 +118,11 @@ def _default_eval(shared_name: str, own_name: str) -> Path:
 
 
 # -- commands that run the bot ------------------------------------------------------------
-async def _chat(settings: object) -> int:
+async def _chat(settings: Settings) -> int:
     from bot.channels.console import run_console
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings)  # type: ignore[arg-type]
+    runtime = Runtime(settings)
     pipeline = await runtime.start()
     try:
         await run_console(pipeline, sys.stdin, sys.stdout)
@@ -135,10 +131,10 @@ async def _chat(settings: object) -> int:
     return 0
 
 
-async def _run(settings: object) -> int:
+async def _run(settings: Settings) -> int:
     from bot.server import serve
 
-    return await serve(settings)  # type: ignore[arg-type]
+    return await serve(settings)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -186,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the 公众号 passive reply under load over HTTP (p99 against WeChat's 5 s)")
     bench.add_argument("--waves", type=int, default=1,
                        help="repeat with new users N times, printing memory after each wave")
+    bench.add_argument("--classify-seconds", type=float, default=1.0,
+                       help="how long to time classification alone")
     return parser
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from bot.group import alert_text, short_answer_text
+from bot.group_rules import alert_text, short_answer_text
 from bot.tips import WEEK_S, tip_for
 from dialogs.engine import Dialog
 from dialogs.session import Session

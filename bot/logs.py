@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 
 SAFE_FIELDS = ("conv", "channel", "scenario", "state", "msg_id", "chars", "replies", "ms", "error",
                "where", "url", "data_dir", "host", "port", "attempt", "delay", "room", "kinds",
@@ -19,7 +18,7 @@ SAFE_FIELDS = ("conv", "channel", "scenario", "state", "msg_id", "chars", "repli
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
-            "ts": round(time.time(), 3),
+            "ts": round(record.created, 3),  # when it happened, not when a handler got round to it
             "level": record.levelname,
             "logger": record.name,
             "event": record.getMessage(),

@@ -5,7 +5,8 @@
       → redact personal data       (only the redacted text goes any further)
       → understand                 (pure: commands, scenario, amount, flags — outside the lock)
       → lock conversation + dedupe + rate limit + load session   (one Redis round trip)
-      → dialog step / group policy (pure state machine; group I/O is room settings only)
+      → dialog step / group rules (both pure; a group decision's gates and writes are then
+                                   carried out on the room store by bot/group.py)
       → save session + record replies for the msg id + unlock     (one Redis round trip)
       → Outcome
 
@@ -20,11 +21,13 @@ import logging
 import time
 import traceback
 import unicodedata
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
 from bot import metrics
-from bot.group import GroupPolicy
+from bot.group import GroupHandler
+from bot.group_rules import GroupRules
 from bot.models import IncomingMessage, Outcome, Reply
 from bot.privacy import redact
 from bot.store.rooms import RoomStore
@@ -87,19 +90,23 @@ class Pipeline:
         group_pattern_cooldown_s: int = 1800,
         group_alert_gap_s: int = 120,
         redis_timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.kb = kb
+        self.clock = clock
+        """Wall-clock seconds as the dialog sees them (idle time before "continue?"); tests
+        pass their own instead of editing stored sessions."""
         self.store = store
         self.rooms = rooms
         self.matcher = matcher or Matcher.from_kb(kb)
         self.scanner = scanner or Scanner.from_kb(kb)
         self.understander = Understander(kb, self.matcher, self.scanner)
         self.dialog = Dialog(kb, resume_after_s=resume_after_s)
-        self.group = GroupPolicy(
-            kb, self.understander, self.scanner, rooms, bot_name=bot_name,
+        self.group = GroupHandler(GroupRules(
+            kb, self.understander, bot_name=bot_name,
             pattern_cooldown_s=group_pattern_cooldown_s, room_gap_s=group_alert_gap_s,
             replies_per_min=rate_room_per_min,
-        )
+        ), self.scanner, rooms)
         self.max_text_chars = max_text_chars
         # A hung Redis must not hang the user. Acquiring is bounded inside the store (each
         # round trip, the wait for the lock, the local queue); the locked section (dialog
@@ -134,7 +141,7 @@ class Pipeline:
                 if msg.kind == "non_text":  # deduped and rate-limited like text; the dialog stays put
                     new, texts = session, [render_text(self.kb, "non_text")]
                 else:
-                    new, texts = self.dialog.step(session, u, time.time())
+                    new, texts = self.dialog.step(session, u, self.clock())
                 replies = [Reply(text=x) for x in texts]
                 await self.store.commit(held, new, replies, scenario=new.scenario, state=new.state)
             if log.isEnabledFor(logging.INFO):  # the extra fields cost a hash; skip when unused
@@ -189,14 +196,12 @@ class Pipeline:
 
         No per-member flood notice here: chatty members are the group's business, and the
         scanner must keep reading every message. What the bot itself says per room is capped
-        inside the group policy.
+        inside the group policy. No session is stored for a member: no dialog reads one, and
+        one per member of every group would only grow (the commit records the replies for
+        dedupe and unlocks).
         """
         async with (self.store.hold(conv, msg.msg_id, limit=False) as held,
                     asyncio.timeout(self.section_timeout_s)):
             replies, scenario = await self.group.handle(msg, text, sorted(secrets))
-            session = Session.from_raw(held.raw)
-            session.state = "group"
-            session.turns += 1
-            session.last_active = time.time()
-            await self.store.commit(held, session, replies, scenario=scenario, state="group")
+            await self.store.commit(held, None, replies, scenario=scenario, state="group")
         return Outcome(replies=replies, scenario=scenario, state="group")

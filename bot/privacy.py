@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
+from stdnum import luhn
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
 _DIGITS_RUN = re.compile(r"(?<![0-9A-Za-z])(\d(?:[ \-]?\d){11,22}[Xx]?)(?![0-9A-Za-z])")
 _ID_RE = re.compile(r"(?<!\d)(\d{17}[\dXx])(?![\dA-Za-z])")
@@ -63,24 +64,29 @@ class Redaction:
 
 
 def valid_id_number(s: str) -> bool:
-    """Checksum of the 18-digit resident ID number (GB 11643)."""
-    if len(s) != 18 or not s[:17].isdigit():
+    """An 18-digit resident ID number (GB 11643): check digit and a real birth date.
+
+    python-stdnum's ``cn.ric`` parts. Not its full ``validate``, which also looks the birth
+    place up: measured on 5,000 synthetic IDs with real county codes and real dates it
+    rejected 1,681 (counties created after the birth year), and it raised ``KeyError`` on 252
+    of 20,000 random checksum-valid numbers. The birth date alone rejects 96% (19,264 of
+    20,000) of random numbers whose check digit happens to fit, none of the plausible IDs,
+    and costs 11 µs a call (the hand-written checksum: 5 µs). Whatever fails here is still
+    redacted, as a long number.
+    """
+    if len(s) != 18 or not s[:17].isdigit() or ric.calc_check_digit(s) != s[17].upper():
         return False
-    total = sum(int(d) * w for d, w in zip(s[:17], ID_WEIGHTS, strict=True))
-    return ID_CHECK[total % 11] == s[17].upper()
+    try:
+        ric.get_birth_date(s)
+    except ValidationError:
+        return False
+    return True
 
 
 def luhn_ok(digits: str) -> bool:
-    """Luhn checksum used by bank card numbers."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """Luhn checksum used by bank card numbers (python-stdnum; same verdicts as the
+    hand-written loop it replaced on 20,000 random 16-digit numbers, 9 µs vs 6 µs a call)."""
+    return luhn.is_valid(digits)
 
 
 def redact(text: str) -> Redaction:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -55,8 +57,10 @@ def build_pipeline(
     kb: KnowledgeBase,
     matcher: Matcher | None = None,
     scanner: Scanner | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Pipeline:
-    """The pipeline for these settings; pass a trained matcher/scanner to share one."""
+    """The pipeline for these settings; pass a trained matcher/scanner to share one, and a
+    clock to control time in tests."""
     store = SessionStore(
         redis,
         prefix=settings.key_prefix,
@@ -79,6 +83,7 @@ def build_pipeline(
         group_pattern_cooldown_s=settings.group_pattern_cooldown_s,
         group_alert_gap_s=settings.group_alert_cooldown_s,
         redis_timeout_s=settings.redis_timeout_s,
+        clock=clock,
     )
 
 

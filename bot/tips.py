@@ -44,7 +44,7 @@ async def send_due_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, 
         try:
             await send(room_id, tip_for(kb, now))
             sent += 1
-        except Exception as exc:
+        except Exception as exc:  # one failing room must not stop the others
             await rooms.release_tip(channel, room_id)  # due again next round
             log.warning("tip send failed", extra={"error": type(exc).__name__})
     return sent
@@ -56,6 +56,6 @@ async def run_tips(kb: KnowledgeBase, rooms: RoomStore, senders: dict[str, Sende
     while True:
         try:
             await send_due_tips(kb, rooms, senders)
-        except Exception as exc:
+        except Exception as exc:  # Redis down: try again next round
             log.warning("tip round failed", extra={"error": type(exc).__name__})
         await asyncio.sleep(every_s)

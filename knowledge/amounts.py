@@ -150,8 +150,8 @@ def extract_amount(text: str) -> int | None:
                 continue
             if s[m.end() : m.end() + 1] in ("分", "几"):
                 continue  # 十分 = "very", 十几个 = "a dozen or so"
-        value = parse_chinese_number(cn)
-        if value:
-            found.append(value)
+        cn_value = parse_chinese_number(cn)
+        if cn_value:
+            found.append(cn_value)
 
     return max(found) if found else None

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from operator import add
+from typing import cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -351,20 +353,20 @@ class Matcher:
         get = self._vocab.get
         return list(map(get, folded)), list(map(get, map(add, folded, folded[1:])))
 
-    def _known(self, folded: str) -> tuple[set[int | None], float]:
+    def _known(self, folded: str) -> tuple[set[int], float]:
         """Feature rows present in a folded text, and the share of known bigrams."""
         uni, bi = self._lookup(folded)
         return self._present(uni, bi)
 
     @staticmethod
-    def _present(uni: list[int | None], bi: list[int | None]) -> tuple[set[int | None], float]:
+    def _present(uni: list[int | None], bi: list[int | None]) -> tuple[set[int], float]:
         present = set(uni)
         present.update(bi)
         present.discard(None)
         n_bi = len(bi)
-        return present, ((n_bi - bi.count(None)) / n_bi if n_bi else 0.0)
+        return cast(set[int], present), ((n_bi - bi.count(None)) / n_bi if n_bi else 0.0)
 
-    def _softmax_of(self, present: set[int | None]) -> list[float]:
+    def _softmax_of(self, present: set[int]) -> list[float]:
         """Softmax probabilities (class order) for the features present in one text.
 
         Binary tf × idf, l2-normalised, times the LR weights: one numpy gather-and-sum over

@@ -11,7 +11,8 @@ Never a mock: the Lua scripts, TTLs and locks must run on a real server.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,10 +115,10 @@ def make_pipeline(redis: Redis, kb: KnowledgeBase, settings: Settings, _matcher_
 
     from bot.runtime import build_pipeline
 
-    def make(client: Redis | None = None, **overrides: object) -> Pipeline:
+    def make(client: Redis | None = None, clock: Callable[[], float] = time.time, **overrides: object) -> Pipeline:
         s = settings.model_copy(update=overrides)
         matcher, scanner = _matcher_scanner
-        return build_pipeline(s, client or redis, kb, matcher, scanner)
+        return build_pipeline(s, client or redis, kb, matcher, scanner, clock=clock)
 
     return make
 

@@ -51,3 +51,17 @@ def shared_file(path: Path) -> Path:
 def shared_eval_file(name: str) -> Path:
     """A file of ../shared/eval (see ``shared_file``)."""
     return shared_file(external.shared_eval(name))
+
+
+class FakeClock:
+    """A wall clock the test moves by hand (``Pipeline(clock=...)``): no waiting, no editing
+    stored sessions to pretend time passed."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -348,5 +348,5 @@ def test_kb_check_reads_every_rendering_path(kb: KnowledgeBase, monkeypatch: pyt
     monkeypatch.setattr("dialogs.engine.with_legal_note", lambda kb, replies: replies)
     found = kb_audit.rendering_problems(kb)
     assert "dialog fraud_victim: first reply: cites law without the legal note after it" in found
-    monkeypatch.setattr("bot.group.with_legal_note", lambda kb, replies: replies)
+    monkeypatch.setattr("bot.group_rules.with_legal_note", lambda kb, replies: replies)
     assert "group warning account_trading: cites law without the legal note after it" in kb_audit.rendering_problems(kb)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
-
 import pytest
 from redis.asyncio import Redis
 
@@ -13,7 +10,7 @@ from bot.store.sessions import conversation_id
 from knowledge.render import law_citation, render
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase
 
-from .helpers import joined, number, say, text_of
+from .helpers import FakeClock, joined, number, say, text_of
 
 
 @pytest.mark.parametrize("index,sid", list(enumerate(SCENARIO_IDS, 1)))
@@ -85,10 +82,10 @@ async def test_free_text_goes_straight_to_its_scenario(pipeline: Pipeline, kb: K
 
 
 async def test_unknown_input_inside_a_scenario_gets_a_reprompt(pipeline: Pipeline, kb: KnowledgeBase) -> None:
-    await say(pipeline, "2")
+    entered = await say(pipeline, "2")
     out = await say(pipeline, "asdfgh qwerty")
-    assert out.replies and out.state == "scenario"
-    assert text_of(kb, "reprompt") in joined(out) or out.scenario
+    assert out.state == "scenario" and out.scenario == entered.scenario == SCENARIO_IDS[1]
+    assert joined(out) == text_of(kb, "reprompt")  # the place is kept, nothing else is said
 
 
 async def test_empty_and_emoji_only_get_a_helpful_answer(pipeline: Pipeline, kb: KnowledgeBase) -> None:
@@ -114,13 +111,12 @@ async def test_progress_is_remembered_and_done_steps_are_skipped(pipeline: Pipel
 
 
 async def test_returning_user_is_asked_to_continue(make_pipeline, kb: KnowledgeBase) -> None:  # type: ignore[no-untyped-def]
-    pipeline = make_pipeline(resume_after_s=10)
+    clock = FakeClock()
+    pipeline = make_pipeline(resume_after_s=10, clock=clock)
     await say(pipeline, "4")
-    store = pipeline.store
-    conv = conversation_id("http", "u1", None)
-    raw = json.loads(await store.peek(conv) or "{}")
-    raw["last_active"] = time.time() - 3600
-    await store.redis.set(store.keys(conv, None)[1], json.dumps(raw))
+    clock.advance(9)
+    assert (await say(pipeline, "嗯那个")).state != "resume"  # not idle long enough
+    clock.advance(3600)
     out = await say(pipeline, "嗯那个")
     assert out.state == "resume"
     assert kb.scenarios["info_leak"].title in joined(out)
@@ -174,12 +170,10 @@ async def test_progress_in_the_first_message_is_kept(pipeline: Pipeline, kb: Kno
 
 
 async def test_yes_to_the_resume_question_continues(make_pipeline, kb: KnowledgeBase) -> None:  # type: ignore[no-untyped-def]
-    pipeline = make_pipeline(resume_after_s=10)
+    clock = FakeClock()
+    pipeline = make_pipeline(resume_after_s=10, clock=clock)
     await say(pipeline, "6")
-    conv = conversation_id("http", "u1", None)
-    raw = json.loads(await pipeline.store.peek(conv) or "{}")
-    raw["last_active"] = time.time() - 3600
-    await pipeline.store.redis.set(pipeline.store.keys(conv, None)[1], json.dumps(raw))
+    clock.advance(3600)
     assert (await say(pipeline, "嗯那个")).state == "resume"
     out = await say(pipeline, "是的")
     assert render(kb, kb.scenarios["account_frozen"].urgent) in joined(out)

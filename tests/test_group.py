@@ -82,6 +82,16 @@ async def test_keyword_answers_are_opt_in(pipeline: Pipeline) -> None:
     assert (await say(pipeline, "今晚一起吃饭吗", room_id=ROOM)).replies == []
 
 
+async def test_no_session_is_kept_for_a_group_member(pipeline: Pipeline) -> None:
+    from bot.store.sessions import conversation_id
+
+    await say(pipeline, "大家好", user="member", room_id=ROOM, msg_id="g-1")
+    await say(pipeline, "@反诈助手 我微信被盗了", user="member", room_id=ROOM, mentioned=True, msg_id="g-2")
+    assert await pipeline.store.peek(conversation_id("http", "member", ROOM)) is None
+    again = await say(pipeline, "@反诈助手 我微信被盗了", user="member", room_id=ROOM, mentioned=True, msg_id="g-2")
+    assert again.duplicate and again.replies  # the replies are still recorded for redeliveries
+
+
 async def test_duplicate_delivery_in_a_room_alerts_once(pipeline: Pipeline) -> None:
     first = await say(pipeline, AD, room_id="dup@chatroom", msg_id="same-id")
     second = await say(pipeline, AD, room_id="dup@chatroom", msg_id="same-id")

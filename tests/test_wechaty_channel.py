@@ -4,6 +4,10 @@ The handler here is a recorder, so these tests pin down the adapter's side of th
 what IncomingMessage it builds, what it filters, and how it sends. The same scenarios with the
 real pipeline are in test_wechaty_pipeline.py, and against the TypeScript gateway in
 test_wechaty_ts_peer.py.
+
+Longer than our ~350-line rule on purpose: one file is the adapter's whole contract with the
+gateway (1:1, rooms, filters, order, sending, connection, settings, pure helpers), grouped by
+the section comments, so a change to the channel has one place to look for what it must keep.
 """
 
 from __future__ import annotations
@@ -288,6 +292,34 @@ async def test_one_conversation_in_order_others_concurrently(peer: FakePuppetSer
     assert done[0] == "bob-id:三"  # not stuck behind alice's slow message
 
 
+async def test_the_next_room_message_is_read_while_a_reply_waits_out_its_retry(
+        peer: FakePuppetServer, connect: Any) -> None:
+    """In a busy group the scanner must keep reading: a reply in backoff does not block it."""
+    rec = Recorder(reply=lambda m: [Reply(text=f"答复 {m.text}")])
+    channel = await connect(rec, send_retry_backoff=1.5)
+    peer.fail_sends = 1
+    peer.say("alice-id", "第一条", room=ROOM)
+    await until(lambda: channel.stats["send_errors"] == 1, what="first send failed")
+    peer.say("bob-id", "第二条", room=ROOM)
+    await until(lambda: len(rec.seen) == 2, timeout=1.0, what="second message handled during the backoff")
+    assert peer.sent == []  # the first reply is still waiting out its retry
+    sent = await peer.wait_sent(2)
+    assert [s.text for s in sent] == ["答复 第一条", "答复 第二条"]  # and the room's order is kept
+
+
+async def test_sending_holds_no_concurrency_slot(peer: FakePuppetServer, connect: Any) -> None:
+    """With one slot, a conversation whose reply is being paced does not stop another one."""
+    rec = Recorder(reply=lambda m: [Reply(text="一"), Reply(text="二"), Reply(text="三")])
+    await connect(rec, max_concurrency=1, send_interval_room=1.0)
+    peer.say("alice-id", "问题")
+    await peer.wait_sent(1)  # the next two replies to alice wait 1 s each
+    peer.say("bob-id", "问题")
+    await until(lambda: len(rec.seen) == 2, timeout=0.8, what="bob handled while alice's replies are paced")
+    await until(lambda: sum(s.conversation_id == "bob-id" for s in peer.sent) >= 1, timeout=0.8,
+                what="bob answered while alice's replies are paced")
+    assert [s.text for s in peer.sent if s.conversation_id == "alice-id"] == ["一"]
+
+
 async def test_handler_errors_are_logged_with_ids_not_text(peer: FakePuppetServer, connect: Any,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -335,14 +367,16 @@ async def test_failed_send_is_retried(peer: FakePuppetServer, connect: Any) -> N
 
 
 async def test_a_send_that_times_out_is_not_sent_twice(peer: FakePuppetServer, connect: Any) -> None:
-    rec = Recorder(reply=lambda m: [Reply(text="只发一次")])
+    rec = Recorder(reply=lambda m: [Reply(text="只发一次" if m.text == "问题" else "下一条")])
     channel = await connect(rec, rpc_timeout=0.3)
     peer.slow_sends = 1.0  # the gateway sends, then answers after the client gave up
     peer.say("alice-id", "问题")
     await until(lambda: channel.stats["send_uncertain"] == 1)
-    await asyncio.sleep(1.2)
-    assert [s.text for s in peer.sent] == ["只发一次"]
-    assert peer.calls.count("MessageSendText") == 1
+    peer.slow_sends = 0.0
+    peer.say("alice-id", "再问")  # the conversation's outbox is FIFO: a resend would come first
+    sent = await peer.wait_sent(2)
+    assert [s.text for s in sent] == ["只发一次", "下一条"]
+    assert peer.calls.count("MessageSendText") == 2
 
 
 async def test_send_that_keeps_failing_is_logged_not_lost_silently(
@@ -358,6 +392,36 @@ async def test_send_that_keeps_failing_is_logged_not_lost_silently(
                for r in caplog.records)
     peer.say("alice-id", "再问")  # the channel carries on
     await peer.wait_sent(2)
+
+
+async def test_a_broken_delivery_does_not_drop_the_ones_queued_behind_it(
+        peer: FakePuppetServer, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    channel = await connect(Recorder(reply=lambda m: [Reply(text=f"答复 {m.text}")]), send_interval_room=0.3)
+    real = channel.outbox._deliver
+    broken: list[str] = []
+
+    async def deliver(conv: str, d: Any) -> bool:
+        if not broken:
+            broken.append(d.ref)
+            await until(lambda: channel.outbox.backlog == 1, what="the second reply queued behind")
+            raise RuntimeError("a bug in delivery")
+        return await real(conv, d)
+
+    monkeypatch.setattr(channel.outbox, "_deliver", deliver)
+    peer.say("alice-id", "一")
+    peer.say("alice-id", "二")
+    sent = await peer.wait_sent(1)
+    assert [s.text for s in sent] == ["答复 二"] and channel.stats["send_errors"] == 1
+
+
+async def test_a_proactive_send_that_fails_raises_so_the_tip_is_due_again(
+        peer: FakePuppetServer, connect: Any) -> None:
+    channel = await connect(Recorder())
+    peer.fail_sends = 3
+    with pytest.raises(ConnectionError):
+        await channel.send_to_room(ROOM, "本周提示")
+    await channel.send_to_room(ROOM, "本周提示")
+    assert [s.text for s in peer.sent] == ["本周提示"]
 
 
 async def test_long_reply_is_split_at_natural_boundaries(peer: FakePuppetServer, connect: Any) -> None:
@@ -449,7 +513,7 @@ async def test_stop_is_clean(peer: FakePuppetServer) -> None:
     await channel.stop()
     assert not channel.ready
     await until(lambda: not peer._queues, what="server side stream closed")
-    assert all(t.done() for t in channel._tasks)
+    assert all(t.done() for t in channel._run.tasks)
 
 
 async def test_stop_during_a_gateway_call_is_prompt(peer: FakePuppetServer, connect: Any,
@@ -470,7 +534,7 @@ async def test_stop_during_a_gateway_call_is_prompt(peer: FakePuppetServer, conn
 
 async def test_stop_is_bounded_even_if_the_client_swallows_cancellation(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import bot.channels.wechaty.channel as mod
+    import bot.channels.wechaty.connection as mod
 
     async def stubborn_run(self: Any, on_event: Any) -> None:
         on_event("heartbeat", None)
@@ -483,7 +547,7 @@ async def test_stop_is_bounded_even_if_the_client_swallows_cancellation(
     monkeypatch.setattr(mod, "CLIENT_STOP_TIMEOUT", 0.3)
     channel = WechatyChannel(fast_settings("127.0.0.1:9", "t"), Recorder())
     await channel.start()
-    await until(lambda: channel.connections == 1 and channel._alive)
+    await until(lambda: channel.connections == 1 and channel.connection.alive)
     started = time.monotonic()
     await channel.stop(drain_timeout=0.1)
     assert time.monotonic() - started < 2.0

@@ -8,7 +8,6 @@ being added to a room gives one introduction.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,17 +15,19 @@ from typing import Any
 import pytest
 
 from bot.channels.wechaty import WechatyChannel
-from bot.models import IncomingMessage, Outcome
-from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer
+from bot.models import IncomingMessage, Outcome, Reply
 from tests.helpers import text_of
+from tests.wechaty_peer.fake_server import AUDIO, FakePuppetServer, SentText
 from tests.wechaty_peer.support import fast_settings, until
 
 ROOM = "10001@chatroom"
 QUESTION = "有人冒充公安说我涉嫌洗钱，让我把钱转到安全账户，怎么办"
+BARRIER = "—barrier—"
+"""A message the wrapper answers itself (never the pipeline) with exactly this text."""
 
 
 class Counting:
-    """Wraps the pipeline: counts the calls, keeps the outcomes."""
+    """Wraps the pipeline: counts the calls, keeps the outcomes; answers ``BARRIER`` itself."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
@@ -34,10 +35,26 @@ class Counting:
         self.outcomes: list[Outcome] = []
 
     async def __call__(self, msg: IncomingMessage) -> Outcome:
+        if msg.text == BARRIER:
+            return Outcome(replies=[Reply(text=BARRIER)])
         self.calls.append(msg)
         outcome = await self.pipeline.handle(msg)
         self.outcomes.append(outcome)
         return outcome
+
+
+async def sent_before_barrier(peer: FakePuppetServer, since: int, room: str | None = None) -> list[SentText]:
+    """What was sent since ``peer.sent[since]`` by the conversation's earlier messages.
+
+    One conversation is handled and sent strictly in order, so once the reply to a barrier
+    message in the same conversation is out, everything the earlier messages were going to
+    send is out too: "nothing more was sent" is then a fact, not a guess after a sleep.
+    """
+    peer.say("alice-id", BARRIER, room=room)
+    await until(lambda: any(s.text == BARRIER for s in peer.sent[since:]), what="barrier reply")
+    out = peer.sent[since:]
+    assert out[-1].text == BARRIER and [s.text for s in out].count(BARRIER) == 1
+    return out[:-1]
 
 
 @pytest.fixture
@@ -74,25 +91,21 @@ async def test_direct_question_gets_an_answer(peer: FakePuppetServer, wired: Cou
 
 async def test_duplicate_delivery_is_answered_once(peer: FakePuppetServer, wired: Counting) -> None:
     mid = peer.say("alice-id", QUESTION)
-    await until(lambda: len(wired.outcomes) == 1)
-    await asyncio.sleep(0.3)
-    answered = len(peer.sent)
-    assert answered >= 1
+    answered = await sent_before_barrier(peer, 0)
+    assert len(answered) >= 1 and len(wired.outcomes) == 1
+    since = len(peer.sent)
     peer.deliver(mid)  # the gateway delivers the same message again
-    await until(lambda: len(wired.outcomes) == 2)
-    assert wired.outcomes[1].duplicate
-    await asyncio.sleep(0.3)
-    assert len(peer.sent) == answered
+    assert await sent_before_barrier(peer, since) == []
+    assert len(wired.outcomes) == 2 and wired.outcomes[1].duplicate
 
 
 async def test_room_quiet_without_mention_and_at_reply_with_mention(
         peer: FakePuppetServer, wired: Counting) -> None:
     peer.say("alice-id", "大家晚上好", room=ROOM)
-    await until(lambda: len(wired.outcomes) == 1)
-    await asyncio.sleep(0.2)
-    assert peer.sent == [] and wired.calls[0].mentioned is False
+    assert await sent_before_barrier(peer, 0, room=ROOM) == []
+    assert len(wired.outcomes) == 1 and wired.calls[0].mentioned is False
     peer.say("alice-id", "@反诈助手\u2005" + QUESTION, room=ROOM)  # by text only
-    sent = await peer.wait_sent(1)
+    sent = (await peer.wait_sent(2))[1:]
     assert wired.calls[1].mentioned is True
     assert sent[0].conversation_id == ROOM
     assert sent[0].text.startswith("@Alice ") and sent[0].mention_ids == ["alice-id"]
@@ -110,10 +123,12 @@ async def test_added_to_room_introduces_itself_once(peer: FakePuppetServer, wire
     peer.add_bot_to_room("20002@chatroom", inviter="alice-id")
     sent = await peer.wait_sent(1)
     assert sent[0].conversation_id == "20002@chatroom" and sent[0].text.strip()
+    intro = await sent_before_barrier(peer, 0, room="20002@chatroom")
+    assert intro and all(s.conversation_id == "20002@chatroom" for s in intro)
+    since = len(peer.sent)
     peer.add_bot_to_room("20002@chatroom", inviter="alice-id", ts_ms=int(time.time() * 1000) + 5)
-    await until(lambda: len(wired.calls) == 2)
-    await asyncio.sleep(0.3)
-    assert len(peer.sent) == len([s for s in sent if s.conversation_id == "20002@chatroom"])
+    assert await sent_before_barrier(peer, since, room="20002@chatroom") == []
+    assert len(wired.calls) == 2  # the second join reached the pipeline, which said nothing
 
 
 async def test_group_admin_commands_follow_the_room_owner(peer: FakePuppetServer, wired: Counting) -> None:
@@ -131,10 +146,9 @@ async def test_scam_ad_in_room_gets_one_warning(peer: FakePuppetServer, wired: C
     ad = "高价收购微信号，老号实名号都要，当天结算，私聊"
     for _ in range(3):
         peer.say("alice-id", ad, room=ROOM)
-    await until(lambda: len(wired.outcomes) == 3)
-    await asyncio.sleep(0.3)
-    warnings = [s for s in peer.sent if s.conversation_id == ROOM]
-    assert len(warnings) == 1 and "Alice" in warnings[0].text
+    warnings = await sent_before_barrier(peer, 0, room=ROOM)
+    assert len(wired.outcomes) == 3
+    assert len(warnings) == 1 and warnings[0].conversation_id == ROOM and "Alice" in warnings[0].text
 
 
 async def test_weekly_tip_reaches_the_room(peer: FakePuppetServer, pipeline: Any) -> None:

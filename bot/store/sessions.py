@@ -71,12 +71,13 @@ same token is harmless (a retry after a lost reply finds its own lock and takes 
 
 COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
 redis.call('DEL', KEYS[1])
 return 1
 """
-"""KEYS: lock, session, msg. ARGV: token, session_json, session_ttl, record_json, dedupe_ttl."""
+"""KEYS: lock, session, msg. ARGV: token, session_json ('' = keep no session), session_ttl,
+record_json, dedupe_ttl."""
 
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -351,13 +352,14 @@ class SessionStore:
     async def commit(
         self,
         held: Held,
-        session: BaseModel,
+        session: BaseModel | None,
         replies: list[Reply],
         *,
         scenario: str | None = None,
         state: str | None = None,
     ) -> None:
-        """Save the session (sliding TTL), remember the whole answer for the msg id, unlock."""
+        """Save the session (sliding TTL; None: none to keep, as for a group member), remember
+        the whole answer for the msg id, unlock."""
         keys = self.keys(held.conv, held.msg_id)[:3]
         record = ""
         if held.msg_id:
@@ -366,7 +368,8 @@ class SessionStore:
         ok = await self._pipe.run(
             self._commit,
             keys,
-            [held.token, session.model_dump_json(), self.session_ttl_s, record, self.dedupe_ttl_s],
+            [held.token, session.model_dump_json() if session is not None else "", self.session_ttl_s, record,
+             self.dedupe_ttl_s],
         )
         held.token = ""
         if not int(ok):

@@ -16,15 +16,21 @@ import on Python >= 3.11). What the adapter adds on top of the bare client:
 * filters: the bot's own echoes, history replayed after a (re)connect, and a message id that is
   already being processed; non-text in rooms is dropped, non-text in 1:1 becomes ``non_text``;
 * mention detection by id list *or* by ``@<bot name>`` / ``@<bot alias in the room>`` text;
-* sending: long replies split at natural boundaries, paced per conversation and globally,
-  each send retried with backoff and, when it still fails, logged as an error (never silent).
+* sending: a per-conversation outbox drained by its own task (so pacing and retry backoff
+  never hold up the next message), long replies split at natural boundaries, paced per
+  conversation and globally, each send retried with backoff and, when it still fails, logged
+  as an error (never silent).
 
 Logs carry message ids, hashed contact/room ids and lengths; never message text or the token.
 
 Layout (one job per module): ``settings`` (env -> ``WechatySettings``), ``text`` (pure
 helpers), ``pacing`` (send pacing, TTL caches), ``link`` (the only code that touches the
-protocol client) and ``channel`` (``WechatyChannel``: lifecycle, routing, delivery). This
-package re-exports the names the rest of the bot and the tests import.
+protocol client), ``connection`` (connect, reconnect, watchdog, history cutoff), ``inbound``
+(filters, per-conversation order, the handler call), ``outbound`` (the per-conversation
+outbox: split, paced, retried sends), ``directory`` (cached names and room admins),
+``runstate`` (counters, tasks, the stop flag they share) and ``channel`` (``WechatyChannel``,
+which wires them and starts/stops them in order). This package re-exports the names the rest
+of the bot and the tests import.
 """
 
 from __future__ import annotations
