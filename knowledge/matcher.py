@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from operator import add
