@@ -30,7 +30,12 @@ class GroupHandler:
     async def handle(self, msg: IncomingMessage, text: str,
                      secrets: list[str] | None = None) -> tuple[list[Reply], str | None]:
         """Replies for one room message (``text`` already redacted) and the scenario it touched."""
-        scan = self.scanner.scan(text, bot_name=self.rules.bot_name) if msg.kind == "text" and not msg.mentioned else None
+        scan = None
+        if msg.kind == "text":
+            # A mention spares nothing by itself: "@bot 高价收微信号…" is scanned without the
+            # mention, so an ad cannot dodge the warning by naming the bot.
+            body = strip_mentions(text, self.rules.bot_name) if msg.mentioned else text
+            scan = self.scanner.scan(body, bot_name=self.rules.bot_name)
         reading = self.rules.read(msg, text, secrets or [], scan)
         settings = await self.rooms.get(msg.channel, msg.room_id or "") if reading.needs_settings else None
         decision = self.rules.decide(msg, reading, settings)

@@ -157,7 +157,11 @@ class GroupRules:
 
     def read(self, msg: IncomingMessage, text: str, secrets: list[str], scan: ScanResult | None) -> Reading:
         """What ``msg`` (its ``text`` already redacted) is; ``scan`` is the scanner's verdict on
-        an unmentioned text message (None otherwise)."""
+        a text message (for a mention: on its text without the mention; None otherwise).
+
+        A mentioned message the scanner calls an ad is an alert, not a question: naming the bot
+        in an ad must not turn the warning into a friendly answer. Questions and warnings about
+        an ad are spared by the scanner's own suppressor and still get their answer."""
         if msg.kind == "join":
             return Reading("join")
         if msg.kind != "text":
@@ -168,6 +172,8 @@ class GroupRules:
             word = squash(asked)
             if word in ADMIN_COMMANDS:
                 return Reading("command", command=word, secrets=found)
+            if scan is not None and scan.alert:
+                return Reading("alert", pattern=scan.pattern, secrets=found)
             return Reading("question", scenario=self._scenario_of(asked, keep_out_of_scope=True), secrets=found)
         if scan is not None and scan.alert:
             return Reading("alert", pattern=scan.pattern, secrets=found)

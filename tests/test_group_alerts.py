@@ -66,3 +66,21 @@ async def test_noise_of_a_generated_day_stays_at_most_ten_unasked_messages(pipel
             unasked += len(out.replies)
     print(f"generated day: {unasked} unasked bot messages, {answered} answers to mentions")
     assert 1 <= unasked <= 10
+
+
+async def test_naming_the_bot_in_an_ad_does_not_turn_the_warning_into_an_answer(
+    pipeline: Pipeline, kb: KnowledgeBase
+) -> None:
+    """A poster who @-mentions the bot in an ad still gets the group warned (issue 13 item 9)."""
+    ad = "@反诈助手\u2005高价收微信号 一个300 秒结 加V私聊"
+    out = await say(pipeline, ad, user="s", user_name="小李", room_id="r-mention-ad@chatroom", mentioned=True)
+    assert out.replies, "an ad with a mention must not pass silently"
+    pattern = kb.patterns[pipeline.scanner.scan("高价收微信号 一个300 秒结 加V私聊").pattern or ""]
+    assert pattern.name in joined(out) and "小李" in joined(out)
+    assert not out.replies[0].mention  # a warning to the group, not an @-reply to the poster
+
+
+async def test_a_mentioned_question_about_an_ad_still_gets_its_answer(pipeline: Pipeline) -> None:
+    out = await say(pipeline, "@反诈助手\u2005有人在群里收微信号 这个犯法吗", user="q",
+                    room_id="r-mention-q@chatroom", mentioned=True)
+    assert out.replies and out.replies[0].mention == ["q"]  # the short @-answer, not a warning
