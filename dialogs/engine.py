@@ -435,6 +435,14 @@ class Dialog:
             return self.on_unclear(s, u)
         return [render(self.kb, move.after)]
 
+    def on_move_done(self, s: Session, u: Understood) -> Replies:
+        """ "已经开了" right after a move: the countermeasure again, now it has happened."""
+        move = self.kb.moves.get(s.last_move or "")
+        if move is None:
+            return self.on_unclear(s, u)
+        s.state = "scenario"
+        return [render(self.kb, move.answer)]
+
     def on_question(self, s: Session, u: Understood) -> Replies:
         entry = self.kb.qa.get((u.intent or "")[3:])
         if entry is None:
@@ -507,6 +515,9 @@ class Dialog:
             return self.enter(s, SCENARIO_IDS[n - 1], u)
         if s.state == "scenario" and s.offered and 1 <= n <= len(s.offered):
             return self.enter(s, s.offered[n - 1], u)
+        if in_flow(s) and not s.offered:  # "1" mid-flow with nothing offered: go on, don't say 没看懂
+            s.state = "scenario"
+            return self.advance(s)
         return self._unclear(s, u)
 
     def _progress(self, s: Session, u: Understood) -> Replies:

@@ -52,6 +52,10 @@ _NUMBER_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "�
 _STOPPED_RE = re.compile(
     r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6})?(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
 """A short report that the user stopped what the scammer asked ("关了", "软件删了")."""
+_DID_RE = re.compile(
+    r"^(?:我|可是|但是|但)?(?:已经?|刚刚?|早就?|都)?(?:已经?)?(?:开|给|装|下载?|输|填|转|点|扫|发|告诉|说|打开|安装)(?:了|过了|好了|完了|进去了|过去了|出去了)(?:啊|呀|怎么办|咋办|咋整|怎么弄)?$")
+"""A short report that the user already did what the scammer asked ("已经开了", "给了")."""
+DID_MAX_CHARS = 10
 CLOSING_MAX_CHARS = 14
 """Longer messages that say 谢谢 usually go on to say something that needs an answer."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
@@ -86,6 +90,8 @@ class Understood(BaseModel):
     """A short thank-you or sign-off ("谢谢 我这就去", "懂了 不租了"), whatever else it says."""
     stopped: bool = False
     """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
+    did: bool = False
+    """The whole (short) message says the user already did it ("已经开了", "给了")."""
     chars: int = 0
     """Length of the message after normalisation (short messages are follow-ups, not stories)."""
 
@@ -252,5 +258,6 @@ class Understander:
             chars=len(digits),
             closing=closing,
             stopped=_STOPPED_RE.search(digits) is not None,
+            did=len(digits) <= DID_MAX_CHARS and _DID_RE.search(digits) is not None,
             **base,
         )
