@@ -56,6 +56,8 @@ _DID_RE = re.compile(
     r"^(?:我|可是|但是|但)?(?:已经?|刚刚?|早就?|都)?(?:已经?)?(?:开|给|装|下载?|输|填|转|点|扫|发|告诉|说|打开|安装)(?:了|过了|好了|完了|进去了|过去了|出去了)(?:啊|呀|怎么办|咋办|咋整|怎么弄)?$")
 """A short report that the user already did what the scammer asked ("已经开了", "给了")."""
 DID_MAX_CHARS = 10
+PAID_CONFIDENCE = 0.80
+"""Confidence given to the fraud_victim reading of a message that says money already went out."""
 CLOSING_MAX_CHARS = 14
 """Longer messages that say 谢谢 usually go on to say something that needs an answer."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
@@ -161,6 +163,7 @@ class Understander:
         self._question = [re.compile(p) for p in (w.question_cues if w else [])]
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
         self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
+        self._paid = [re.compile(p) for p in (w.paid_cues if w else [])]
         self._negation = re.compile("(?:" + "|".join(w.negation_cues) + ")") if w and w.negation_cues else None
 
     def _patterns(self, text: str, scenario: str) -> list[str]:
@@ -206,6 +209,20 @@ class Understander:
                     break
         return found
 
+    def _paid_already(self, text: str) -> bool:
+        """The user says, in their own words and not negated, that money already went out."""
+        if not self._paid:
+            return False
+        for clause in _CLAUSE_RE.split(self._own_words(text)):
+            for p in self._paid:
+                m = p.search(clause)
+                if m is None:
+                    continue
+                before = clause[max(0, m.start() - 4):m.start()]
+                if self._negation is None or not self._negation.search(before):
+                    return True
+        return False
+
     def live_moves(self, text: str) -> list[str]:
         norm = _prenormalize(text)
         if self._any_move.search(norm) is None:
@@ -237,14 +254,20 @@ class Understander:
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
         if closing:
             turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
+        scenario = None if result.ambiguous else result.scenario
+        confidence = result.confidence
+        amount = extract_amount(text)
+        if amount is not None and scenario in (None, "scam_check") and self._paid_already(text):
+            # "让我转到安全账户 我转了4万5": the scam already took money, whatever it looked like
+            scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
         # model_construct: every field is built right here with its declared type, and this
         # is the hot path (validation cost more than the classification)
         return Understood.model_construct(
-            scenario=None if result.ambiguous else result.scenario,
-            confidence=result.confidence,
+            scenario=scenario,
+            confidence=confidence,
             candidates=candidates,
             also=[s for s in result.also if s != result.scenario],
-            amount=extract_amount(text),
+            amount=amount,
             number=number,
             flags=self.progress_flags(text),
             patterns=self._patterns(text, result.scenario),

@@ -213,6 +213,9 @@ class TurnWords(_Strict):
         default_factory=dict, description="Canonical word → variants, folded before phrase similarity")
     closing_cues: list[str] = Field(default_factory=list, description="Regexes on the squashed text: thanks or a sign-off")
     quote_cues: list[str] = Field(description="Regexes: what follows is what someone else said or asked")
+    paid_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes on the user's own words (reported speech removed): money already went out. "
+        "With an amount, a 'suspicious' reading becomes fraud_victim"))
     negation_cues: list[str] = Field(description="Regexes matched just before a progress phrase: not done")
     urgent_done: dict[ScenarioId, str] = Field(
         default_factory=dict, description="Progress flag that means the urgent step is already done")

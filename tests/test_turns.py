@@ -322,3 +322,32 @@ def test_mixed_story_keeps_both_problems(chat: Chat, kb: KnowledgeBase) -> None:
     out = chat.say("刷单被骗了7000，而且我的微信号也被盗了")
     assert chat.s.scenario == "fraud_victim"
     assert kb.scenarios["account_stolen"].title in out
+
+
+@pytest.mark.parametrize("text", [
+    "有个网警说我账户涉案 叫我配合资金核查 我先后打过去两万",
+    "说帮我办贷款要先交手续费 我付了2600",
+])
+def test_money_already_gone_reads_as_a_victim_not_a_live_scam(und: Understander, text: str) -> None:
+    assert und.understand(text).scenario == "fraud_victim"
+
+
+@pytest.mark.parametrize("text", ["他让我转5000到安全账户", "我还没转那3000"])
+def test_money_only_asked_for_or_not_paid_stays_what_it_was(und: Understander, text: str) -> None:
+    assert und.understand(text).scenario != "fraud_victim"
+
+
+@pytest.mark.parametrize("text", ["好的 拜了", "行 我回去收集一下记录", "嗯 我这就去打电话"])
+def test_short_sign_offs_in_other_words_are_closings(und: Understander, text: str) -> None:
+    assert und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["先打银行还是先打微信啊", "我现在去派出所要带啥"])
+def test_questions_that_start_like_a_sign_off_are_not_closings(und: Understander, text: str) -> None:
+    assert not und.understand(text).closing
+
+
+def test_self_blame_gets_a_calm_line_not_not_understood(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say("我真是太笨了 好蠢啊")
+    assert out.startswith(render_text(kb, "calm")) and "没太明白" not in out
