@@ -60,6 +60,7 @@ PAID_CONFIDENCE = 0.80
 """Confidence given to the fraud_victim reading of a message that says money already went out."""
 CLOSING_MAX_CHARS = 14
 """Longer messages that say 谢谢 usually go on to say something that needs an answer."""
+_THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了)(?:你|您|啦|了|啊|呀|哈)*$")
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
@@ -252,6 +253,8 @@ class Understander:
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
+        # "领导打电话说没这事 好险 谢谢": a longer story that ends in thanks and asks nothing is a close
+        closing = closing or (not question and _THANKS_AT_END.search(digits) is not None)
         if closing:
             turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
         scenario = None if result.ambiguous else result.scenario

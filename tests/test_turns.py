@@ -351,3 +351,14 @@ def test_self_blame_gets_a_calm_line_not_not_understood(chat: Chat, kb: Knowledg
     _in(chat, "fraud_victim")
     out = chat.say("我真是太笨了 好蠢啊")
     assert out.startswith(render_text(kb, "calm")) and "没太明白" not in out
+
+
+def test_a_long_story_ending_in_thanks_is_a_close(und: Understander) -> None:
+    assert und.understand("我打电话问了我表姐本人 她说根本没找我借钱 还好 谢谢你").closing
+    assert not und.understand("谢谢 那钱还能追回来吗").closing
+
+
+def test_a_question_mid_flow_gets_the_nearest_answer_not_a_list(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say("我要去报案的话 得给民警看些啥")
+    assert "回复数字就行" not in out and "没太明白" not in out
