@@ -60,6 +60,8 @@ PAID_CONFIDENCE = 0.80
 """Confidence given to the fraud_victim reading of a message that says money already went out."""
 CLOSING_MAX_CHARS = 14
 """Longer messages that say 谢谢 usually go on to say something that needs an answer."""
+_THIRD_PERSON = re.compile(r"^(?:现在|刚才|刚刚|已经|昨天|今天)?(?:他|她|对方|骗子|那人|那个人|人家)(?!们?说)")
+"""A clause whose subject is someone else: what it reports was not done by the user."""
 _THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了)(?:你|您|啦|了|啊|呀|哈)*$")
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
@@ -196,6 +198,7 @@ class Understander:
             if not clause:
                 continue
             asked = re.search(r"[吗么]$|要不要|该不该|能不能|是不是|怎么", clause) is not None
+            asked = asked or _THIRD_PERSON.match(clause) is not None  # "她把我拉黑了": not the user's doing
             for fid, pats in self._flags:
                 if fid in found or asked:
                     continue

@@ -362,3 +362,14 @@ def test_a_question_mid_flow_gets_the_nearest_answer_not_a_list(chat: Chat, kb: 
     _in(chat, "fraud_victim")
     out = chat.say("我要去报案的话 得给民警看些啥")
     assert "回复数字就行" not in out and "没太明白" not in out
+
+
+def test_progress_with_a_trailing_question_is_acknowledged_with_what_is_left(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say("号已经冻结好了 接下来是不是要报警")
+    assert "frozen" in chat.s.done
+    assert out.startswith(render_text(kb, "progress_ack", labels=kb.flags["frozen"].label))
+
+
+def test_what_someone_else_did_is_not_the_users_progress(und: Understander) -> None:
+    assert und.progress_flags("她现在把我拉黑了") == []
