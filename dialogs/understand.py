@@ -167,6 +167,8 @@ class Understander:
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
         self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
         self._paid = [re.compile(p) for p in (w.paid_cues if w else [])]
+        self._loss = [re.compile(p) for p in (w.loss_cues if w else [])]
+        self._lost_account = [re.compile(p) for p in (w.lost_account_cues if w else [])]
         self._negation = re.compile("(?:" + "|".join(w.negation_cues) + ")") if w and w.negation_cues else None
 
     def _patterns(self, text: str, scenario: str) -> list[str]:
@@ -213,12 +215,13 @@ class Understander:
                     break
         return found
 
-    def _paid_already(self, text: str) -> bool:
-        """The user says, in their own words and not negated, that money already went out."""
-        if not self._paid:
+    def _said(self, text: str, cues: list[re.Pattern[str]]) -> bool:
+        """The user says it in their own words (reported speech removed), not negated:
+        money already went out (``paid_cues``), the account is already lost (``lost_account_cues``)."""
+        if not cues:
             return False
         for clause in _CLAUSE_RE.split(self._own_words(text)):
-            for p in self._paid:
+            for p in cues:
                 m = p.search(clause)
                 if m is None:
                     continue
@@ -263,9 +266,15 @@ class Understander:
         scenario = None if result.ambiguous else result.scenario
         confidence = result.confidence
         amount = extract_amount(text)
-        if amount is not None and scenario in (None, "scam_check") and self._paid_already(text):
+        live = result.scenario == "scam_check"
+        if amount is not None and (live or (scenario is None and "fraud_victim" in candidates)) and (
+                self._said(text, self._paid) or (self._any_move.search(_prenormalize(text)) is not None
+                                                 and self._said(text, self._loss))):
             # "让我转到安全账户 我转了4万5": the scam already took money, whatever it looked like
             scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
+        elif (live or (scenario is None and "account_stolen" in candidates)) and self._said(text, self._lost_account):
+            # "验证码发给他了 现在微信退出登录了": the account is already taken
+            scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
         # model_construct: every field is built right here with its declared type, and this
         # is the hot path (validation cost more than the classification)
         return Understood.model_construct(

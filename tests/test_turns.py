@@ -373,3 +373,16 @@ def test_progress_with_a_trailing_question_is_acknowledged_with_what_is_left(cha
 
 def test_what_someone_else_did_is_not_the_users_progress(und: Understander) -> None:
     assert und.progress_flags("她现在把我拉黑了") == []
+
+
+def test_money_gone_alone_stays_a_wallet_loss_not_a_fraud(und: Understander) -> None:
+    assert und.understand("手机借同事玩了半天 还回来零钱少了八百").scenario != "fraud_victim"
+
+
+def test_locked_out_after_giving_a_code_reads_as_a_stolen_account(und: Understander) -> None:
+    u = und.understand("有个冒充老乡的人叫我把收到的验证码发他 我发了 结果我的微信被挤下线了")
+    assert u.scenario == "account_stolen"
+
+
+def test_still_inside_their_meeting_app_is_the_screen_share_move(und: Understander) -> None:
+    assert "screen_share" in und.understand("我现在还在对方的会议软件里 咋办").moves
