@@ -48,6 +48,9 @@ URGENT_SWITCH_MIN_CONFIDENCE = 0.60
 SOCIAL_MIN = 0.60
 """Thanks, greetings and fear are short: only a close match counts (the cues catch the rest)."""
 
+EMOTION_MAX_CHARS = 12
+"""A feeling this short ("我心里好慌啊") is the whole message, whatever the matcher reads in it."""
+
 AMOUNT_MAX_CHARS = 16
 """In a money flow, a message this short that carries an amount is about the amount."""
 
@@ -77,6 +80,7 @@ class Act(StrEnum):
     choice = "choice"
     move = "move"
     move_stopped = "move_stopped"
+    move_done = "move_done"
     question = "question"
     social = "social"
     progress = "progress"
@@ -140,10 +144,15 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.move
     if s.last_move and in_flow(s) and u.stopped:
         return Act.move_stopped
+    if s.last_move and in_flow(s) and u.did:  # "已经开了": the countermeasure for what was done
+        return Act.move_done
     if names_situation(s, u):
         return Act.enter
     if _amount_answer(s, u) and not u.question:  # "大概3万": the answer to "被骗了多少钱"
         return Act.amount
+    if (in_flow(s) and any(f not in s.done for f in u.flags) and not u.intent_score >= INTENT_STRONG
+            and not (u.intent or "").startswith("social:")):
+        return Act.progress  # "冻结完了 下面是不是该报警": the ack and what is left answer it
     if intent_wins(u, in_flow(s)):
         kind = (u.intent or "").split(":", 1)[0]
         return {"cmd": Act.command, "qa": Act.question, "social": Act.social}.get(kind, Act.unclear)
@@ -151,6 +160,9 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.progress
     if _amount_answer(s, u):
         return Act.amount
+    if u.emotion and not u.question and u.chars <= EMOTION_MAX_CHARS and (
+            u.scenario in (None, "out_of_scope") or (in_flow(s) and u.scenario == s.scenario)):
+        return Act.emotion  # "我心里好慌啊": one calm line and the next action, not 没看懂
     if u.scenario is not None:
         if in_flow(s) and u.scenario == s.scenario:
             return Act.same_story

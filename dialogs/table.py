@@ -18,6 +18,7 @@ DEFAULT: dict[Act, str] = {
     Act.choice: "on_choice",
     Act.move: "on_move",
     Act.move_stopped: "on_move_stopped",
+    Act.move_done: "on_move_done",
     Act.question: "on_question",
     Act.social: "on_social",
     Act.progress: "on_progress",

@@ -52,8 +52,17 @@ _NUMBER_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "�
 _STOPPED_RE = re.compile(
     r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6})?(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
 """A short report that the user stopped what the scammer asked ("关了", "软件删了")."""
+_DID_RE = re.compile(
+    r"^(?:我|可是|但是|但)?(?:已经?|刚刚?|早就?|都)?(?:已经?)?(?:开|给|装|下载?|输|填|转|点|扫|发|告诉|说|打开|安装)(?:了|过了|好了|完了|进去了|过去了|出去了)(?:啊|呀|怎么办|咋办|咋整|怎么弄)?$")
+"""A short report that the user already did what the scammer asked ("已经开了", "给了")."""
+DID_MAX_CHARS = 10
+PAID_CONFIDENCE = 0.80
+"""Confidence given to the fraud_victim reading of a message that says money already went out."""
 CLOSING_MAX_CHARS = 14
 """Longer messages that say 谢谢 usually go on to say something that needs an answer."""
+_THIRD_PERSON = re.compile(r"^(?:现在|刚才|刚刚|已经|昨天|今天)?(?:他|她|对方|骗子|那人|那个人|人家)(?!们?说)")
+"""A clause whose subject is someone else: what it reports was not done by the user."""
+_THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了)(?:你|您|啦|了|啊|呀|哈)*$")
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
@@ -86,6 +95,8 @@ class Understood(BaseModel):
     """A short thank-you or sign-off ("谢谢 我这就去", "懂了 不租了"), whatever else it says."""
     stopped: bool = False
     """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
+    did: bool = False
+    """The whole (short) message says the user already did it ("已经开了", "给了")."""
     chars: int = 0
     """Length of the message after normalisation (short messages are follow-ups, not stories)."""
 
@@ -155,6 +166,9 @@ class Understander:
         self._question = [re.compile(p) for p in (w.question_cues if w else [])]
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
         self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
+        self._paid = [re.compile(p) for p in (w.paid_cues if w else [])]
+        self._loss = [re.compile(p) for p in (w.loss_cues if w else [])]
+        self._lost_account = [re.compile(p) for p in (w.lost_account_cues if w else [])]
         self._negation = re.compile("(?:" + "|".join(w.negation_cues) + ")") if w and w.negation_cues else None
 
     def _patterns(self, text: str, scenario: str) -> list[str]:
@@ -186,6 +200,7 @@ class Understander:
             if not clause:
                 continue
             asked = re.search(r"[吗么]$|要不要|该不该|能不能|是不是|怎么", clause) is not None
+            asked = asked or _THIRD_PERSON.match(clause) is not None  # "她把我拉黑了": not the user's doing
             for fid, pats in self._flags:
                 if fid in found or asked:
                     continue
@@ -199,6 +214,21 @@ class Understander:
                     found.append(fid)
                     break
         return found
+
+    def _said(self, text: str, cues: list[re.Pattern[str]]) -> bool:
+        """The user says it in their own words (reported speech removed), not negated:
+        money already went out (``paid_cues``), the account is already lost (``lost_account_cues``)."""
+        if not cues:
+            return False
+        for clause in _CLAUSE_RE.split(self._own_words(text)):
+            for p in cues:
+                m = p.search(clause)
+                if m is None:
+                    continue
+                before = clause[max(0, m.start() - 4):m.start()]
+                if self._negation is None or not self._negation.search(before):
+                    return True
+        return False
 
     def live_moves(self, text: str) -> list[str]:
         norm = _prenormalize(text)
@@ -229,16 +259,30 @@ class Understander:
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
+        # "领导打电话说没这事 好险 谢谢": a longer story that ends in thanks and asks nothing is a close
+        closing = closing or (not question and _THANKS_AT_END.search(digits) is not None)
         if closing:
             turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
+        scenario = None if result.ambiguous else result.scenario
+        confidence = result.confidence
+        amount = extract_amount(text)
+        live = result.scenario == "scam_check"
+        if amount is not None and (live or (scenario is None and "fraud_victim" in candidates)) and (
+                self._said(text, self._paid) or (self._any_move.search(_prenormalize(text)) is not None
+                                                 and self._said(text, self._loss))):
+            # "让我转到安全账户 我转了4万5": the scam already took money, whatever it looked like
+            scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
+        elif (live or (scenario is None and "account_stolen" in candidates)) and self._said(text, self._lost_account):
+            # "验证码发给他了 现在微信退出登录了": the account is already taken
+            scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
         # model_construct: every field is built right here with its declared type, and this
         # is the hot path (validation cost more than the classification)
         return Understood.model_construct(
-            scenario=None if result.ambiguous else result.scenario,
-            confidence=result.confidence,
+            scenario=scenario,
+            confidence=confidence,
             candidates=candidates,
             also=[s for s in result.also if s != result.scenario],
-            amount=extract_amount(text),
+            amount=amount,
             number=number,
             flags=self.progress_flags(text),
             patterns=self._patterns(text, result.scenario),
@@ -252,5 +296,6 @@ class Understander:
             chars=len(digits),
             closing=closing,
             stopped=_STOPPED_RE.search(digits) is not None,
+            did=len(digits) <= DID_MAX_CHARS and _DID_RE.search(digits) is not None,
             **base,
         )

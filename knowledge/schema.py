@@ -213,6 +213,15 @@ class TurnWords(_Strict):
         default_factory=dict, description="Canonical word → variants, folded before phrase similarity")
     closing_cues: list[str] = Field(default_factory=list, description="Regexes on the squashed text: thanks or a sign-off")
     quote_cues: list[str] = Field(description="Regexes: what follows is what someone else said or asked")
+    paid_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes on the user's own words (reported speech removed): money already went out. "
+        "With an amount, a 'suspicious' reading becomes fraud_victim"))
+    loss_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes: money is gone (少了, 被转走). Counts as paid only when the message also names a "
+        "scammer's move (screen sharing …); alone it is a wallet loss"))
+    lost_account_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes on the user's own words: the user is already locked out of their account; "
+        "a 'suspicious' reading becomes account_stolen"))
     negation_cues: list[str] = Field(description="Regexes matched just before a progress phrase: not done")
     urgent_done: dict[ScenarioId, str] = Field(
         default_factory=dict, description="Progress flag that means the urgent step is already done")

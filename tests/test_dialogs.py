@@ -192,3 +192,24 @@ async def test_clarify_only_accepts_its_own_options(pipeline: Pipeline, kb: Know
 
 async def test_gibberish_gets_the_menu_not_a_random_question(pipeline: Pipeline) -> None:
     assert (await say(pipeline, "asdfgh qwerty zxcv")).state == "menu"
+
+
+async def test_a_bare_number_mid_flow_goes_on_instead_of_not_understood(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    await say(pipeline, str(SCENARIO_IDS.index("fraud_victim") + 1))
+    out = await say(pipeline, "1")  # nothing numbered was offered: "1" is not 没看懂
+    assert out.scenario == "fraud_victim" and out.state == "scenario"
+    assert render(kb, kb.scenarios["fraud_victim"].steps[0].text) in joined(out)
+
+
+async def test_a_short_feeling_mid_flow_is_calmed_and_keeps_the_place(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    await say(pipeline, str(SCENARIO_IDS.index("account_stolen") + 1))
+    out = await say(pipeline, "我心里好慌啊")
+    assert out.scenario == "account_stolen" and out.state == "scenario"
+    assert joined(out).startswith(text_of(kb, "calm"))
+    assert text_of(kb, "unclear_midflow", title=kb.scenarios["account_stolen"].title) not in joined(out)
+
+
+async def test_saying_the_move_was_already_done_repeats_its_countermeasure(pipeline: Pipeline, kb: KnowledgeBase) -> None:
+    await say(pipeline, "有个客服打电话让我下个会议软件开屏幕共享")
+    out = await say(pipeline, "已经开了")
+    assert joined(out) == render(kb, kb.moves["screen_share"].answer)

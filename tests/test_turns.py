@@ -322,3 +322,67 @@ def test_mixed_story_keeps_both_problems(chat: Chat, kb: KnowledgeBase) -> None:
     out = chat.say("刷单被骗了7000，而且我的微信号也被盗了")
     assert chat.s.scenario == "fraud_victim"
     assert kb.scenarios["account_stolen"].title in out
+
+
+@pytest.mark.parametrize("text", [
+    "有个网警说我账户涉案 叫我配合资金核查 我先后打过去两万",
+    "说帮我办贷款要先交手续费 我付了2600",
+])
+def test_money_already_gone_reads_as_a_victim_not_a_live_scam(und: Understander, text: str) -> None:
+    assert und.understand(text).scenario == "fraud_victim"
+
+
+@pytest.mark.parametrize("text", ["他让我转5000到安全账户", "我还没转那3000"])
+def test_money_only_asked_for_or_not_paid_stays_what_it_was(und: Understander, text: str) -> None:
+    assert und.understand(text).scenario != "fraud_victim"
+
+
+@pytest.mark.parametrize("text", ["好的 拜了", "行 我回去收集一下记录", "嗯 我这就去打电话"])
+def test_short_sign_offs_in_other_words_are_closings(und: Understander, text: str) -> None:
+    assert und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["先打银行还是先打微信啊", "我现在去派出所要带啥"])
+def test_questions_that_start_like_a_sign_off_are_not_closings(und: Understander, text: str) -> None:
+    assert not und.understand(text).closing
+
+
+def test_self_blame_gets_a_calm_line_not_not_understood(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say("我真是太笨了 好蠢啊")
+    assert out.startswith(render_text(kb, "calm")) and "没太明白" not in out
+
+
+def test_a_long_story_ending_in_thanks_is_a_close(und: Understander) -> None:
+    assert und.understand("我打电话问了我表姐本人 她说根本没找我借钱 还好 谢谢你").closing
+    assert not und.understand("谢谢 那钱还能追回来吗").closing
+
+
+def test_a_question_mid_flow_gets_the_nearest_answer_not_a_list(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say("我要去报案的话 得给民警看些啥")
+    assert "回复数字就行" not in out and "没太明白" not in out
+
+
+def test_progress_with_a_trailing_question_is_acknowledged_with_what_is_left(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say("号已经冻结好了 接下来是不是要报警")
+    assert "frozen" in chat.s.done
+    assert out.startswith(render_text(kb, "progress_ack", labels=kb.flags["frozen"].label))
+
+
+def test_what_someone_else_did_is_not_the_users_progress(und: Understander) -> None:
+    assert und.progress_flags("她现在把我拉黑了") == []
+
+
+def test_money_gone_alone_stays_a_wallet_loss_not_a_fraud(und: Understander) -> None:
+    assert und.understand("手机借同事玩了半天 还回来零钱少了八百").scenario != "fraud_victim"
+
+
+def test_locked_out_after_giving_a_code_reads_as_a_stolen_account(und: Understander) -> None:
+    u = und.understand("有个冒充老乡的人叫我把收到的验证码发他 我发了 结果我的微信被挤下线了")
+    assert u.scenario == "account_stolen"
+
+
+def test_still_inside_their_meeting_app_is_the_screen_share_move(und: Understander) -> None:
+    assert "screen_share" in und.understand("我现在还在对方的会议软件里 咋办").moves
