@@ -150,8 +150,9 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.enter
     if _amount_answer(s, u) and not u.question:  # "大概3万": the answer to "被骗了多少钱"
         return Act.amount
-    if (in_flow(s) and any(f not in s.done for f in u.flags) and not u.intent_score >= INTENT_STRONG
-            and not (u.intent or "").startswith("social:")):
+    # Progress said again ("冻结好了" twice) is still progress, not a question about freezing.
+    if (in_flow(s) and u.flags and (any(f not in s.done for f in u.flags) or not u.question)
+            and not u.intent_score >= INTENT_STRONG and not (u.intent or "").startswith("social:")):
         return Act.progress  # "冻结完了 下面是不是该报警": the ack and what is left answer it
     if intent_wins(u, in_flow(s)):
         kind = (u.intent or "").split(":", 1)[0]

@@ -386,3 +386,15 @@ def test_locked_out_after_giving_a_code_reads_as_a_stolen_account(und: Understan
 
 def test_still_inside_their_meeting_app_is_the_screen_share_move(und: Understander) -> None:
     assert "screen_share" in und.understand("我现在还在对方的会议软件里 咋办").moves
+
+
+def test_progress_said_twice_is_acknowledged_not_answered_as_a_how_to(kb: KnowledgeBase, und: Understander) -> None:
+    """A user who repeats "冻结好了" gets the acknowledgement and what is left again, not the
+    instructions for freezing."""
+    dialog, s = Dialog(kb), Session()
+    for text in ["我wx被盗了 有人用我号找我朋友借钱", "冻结好了"]:
+        s, _ = dialog.step(s, und.understand(text), 1000.0)
+    s, again = dialog.step(s, und.understand("冻结好了"), 1001.0)
+    assert "frozen" in s.done
+    assert "冻结帐号 → 开始冻结" not in "\n".join(again)
+    assert "已记下" in "\n".join(again) or "还需要做" in "\n".join(again)
