@@ -7,6 +7,7 @@ Every entry point (``run``, ``chat``, ``bench``, the tests) builds the bot throu
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class Runtime:
         await check_topology(self.redis)
         matcher, scanner = await models
         self.pipeline = build_pipeline(self.settings, self.redis, self.kb, matcher, scanner)
+        _freeze_startup_objects()
         return self.pipeline
 
     async def redis_ok(self) -> bool:
@@ -122,3 +124,17 @@ class Runtime:
             await self.redis.aclose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+        gc.unfreeze()  # a process that builds several runtimes (the tests) frees the old ones
+
+
+def _freeze_startup_objects() -> None:
+    """Move the ~320k objects of the knowledge base and the trained models out of the collector's
+    sight: they live as long as the process, yet every full collection walked them all, and a
+    message allocates enough to trigger those collections. Collect first so no garbage is frozen.
+
+    Measured with ``bench`` in-process (100 users x 40 messages, alternating runs):
+    3,517 / 3,479 msgs/s without, 4,216 / 4,117 with (+18 %). Behaviour is unchanged: frozen
+    objects are still alive and still reachable; only the collector skips them.
+    """
+    gc.collect()
+    gc.freeze()

@@ -32,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from bot.settings import Settings, SettingsError
+from bot.store.packing import fast_connection_class
 
 log = logging.getLogger("bot.store")
 
@@ -81,7 +82,10 @@ def make_client(settings: Settings, url: str | None = None) -> Client:
         assert target is not None
         if settings.redis_cluster:
             return RedisCluster.from_url(target, **opts)
-        return Redis.from_url(target, **opts)
+        client = Redis.from_url(target, **opts)
+        pool = client.connection_pool  # no connection exists yet: every one packs in C
+        pool.connection_class = fast_connection_class(pool.connection_class)
+        return client
     except (ValueError, RedisClusterException) as exc:
         raise SettingsError(f"FANZHA_REDIS_URL: {exc}") from None
 

@@ -239,11 +239,14 @@ class SessionStore:
         entry.users += 1
         try:
             ahead = entry.users
-            try:
-                async with asyncio.timeout(ahead * (self.acquire_bound_s + self.op_timeout_s * 2)):
-                    await entry.lock.acquire()
-            except TimeoutError:
-                raise LockTimeout("too many messages of this conversation ahead") from None
+            if ahead == 1:  # nobody else holds or awaits this lock: acquire() cannot wait, so no
+                await entry.lock.acquire()  # timer is armed (one of five per message)
+            else:
+                try:
+                    async with asyncio.timeout(ahead * (self.acquire_bound_s + self.op_timeout_s * 2)):
+                        await entry.lock.acquire()
+                except TimeoutError:
+                    raise LockTimeout("too many messages of this conversation ahead") from None
             try:
                 yield
             finally:
