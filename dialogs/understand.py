@@ -27,7 +27,8 @@ from typing import TypedDict
 from pydantic import BaseModel, Field
 
 from knowledge.amounts import extract_amount
-from knowledge.matcher import Matcher, _prenormalize
+from knowledge.clauses import prenormalize as _prenormalize
+from knowledge.matcher import Matcher
 from knowledge.scanner import Scanner
 from knowledge.schema import KnowledgeBase
 from knowledge.turns import TurnMatcher

@@ -2,6 +2,11 @@
 
 How it works
 ------------
+Layout: text folding and clause splitting live in ``knowledge.clauses``, the fallback
+decision in ``knowledge.fallback``, the urgency order and the already-paid hand-over in
+``knowledge.dialog_rules``; this module scores and puts the pieces together. Their public
+names are re-exported here so ``from knowledge.matcher import normalize`` keeps working.
+
 * ``normalize`` folds the ways people write the same thing (full-width ↔ half-width, upper
   case, ``wx``/``vx``/``V信``/``威信`` → 微信, ``扣扣`` → qq, 帐号 → 账号, spaces and
   punctuation) and, for the classifier only, folds every number to ``0`` so that 2000元,
@@ -24,55 +29,66 @@ How it works
 
 from __future__ import annotations
 
+import logging
 import math
-import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from operator import add
 from typing import cast
 
 import numpy as np
 from pydantic import BaseModel
 
-from knowledge.normalize import fold as fold_obfuscation
+from knowledge.clauses import (
+    CLAUSE_MIN_CHARS,
+    NGRAM_RANGE,
+    analyzer,
+    fold_numbers,
+    normalize,
+    pieces,
+    prenormalize,
+)
+from knowledge.dialog_rules import (
+    PAID_RE,
+    PAID_SWITCH_FROM,
+    PAID_SWITCH_MIN_PROBABILITY,
+    THIRD_PARTY_STOLEN_RE,
+    URGENCY,
+    paid_switch,
+    urgency_rank,
+)
+from knowledge.fallback import AMBIGUITY_GAP, MIN_COVERAGE, THRESHOLD, decide
 from knowledge.pinyin import PinyinModel, is_pinyin
 from knowledge.schema import SCENARIO_IDS, KnowledgeBase
 
-THRESHOLD = 0.40
-"""Rasa-style fallback: a best guess below this probability is ``ambiguous``.
+__all__ = [
+    "ALSO_MIN_PROBABILITY",
+    "AMBIGUITY_GAP",
+    "C",
+    "CLAUSE_MIN_CHARS",
+    "CLAUSE_MIN_CONFIDENCE",
+    "MIN_COVERAGE",
+    "NGRAM_RANGE",
+    "PAID_RE",
+    "PAID_SWITCH_FROM",
+    "PAID_SWITCH_MIN_PROBABILITY",
+    "PROMOTE_MIN_PROBABILITY",
+    "THIRD_PARTY_STOLEN_RE",
+    "THRESHOLD",
+    "URGENCY",
+    "Classification",
+    "Matcher",
+    "analyzer",
+    "fold_numbers",
+    "normalize",
+]
 
-Eight classes share the probability mass, so a uniform guess is 0.125. On the held-out and
-dev phrasings (459 messages) the median confidence is ~0.97 and 90 % are above ~0.78; only
-~1 % of correct answers fall under 0.40 (or inside the gap below), while 2 of the 3 wrong
-ones do. So 0.40 sends real toss-ups to a clarifying question without nagging users whose
-message was clear. Gibberish is caught by ``MIN_COVERAGE``, not by this threshold: a linear
-model gives unknown text the class priors, which can look confident."""
+log = logging.getLogger(__name__)
 
-AMBIGUITY_GAP = 0.10
-"""Rasa's ``ambiguity_threshold``: if the two best scenarios are closer than this, ask.
-
-0.1 is Rasa's default and the value anchors.md §6 recommends; two scenarios within ten
-points of each other are a real toss-up (e.g. "卡被冻结了，有人说能帮我解冻"), and a
-one-line question ("是钱被转走了，还是账户被冻结了？") costs less than a wrong flow."""
-
-URGENCY: tuple[str, ...] = (
-    "scam_check",
-    "fraud_victim",
-    "wallet_loss",
-    "account_stolen",
-    "account_frozen",
-    "info_leak",
-    "account_rental",
-    "out_of_scope",
-)
-"""Most urgent first: stopping a payment that has not happened yet beats reporting one
-that has; money leaving the wallet beats an account that can be frozen later."""
+_prenormalize = prenormalize
+"""Old private name, still imported by ``dialogs.understand`` and ``knowledge.turns``."""
 
 CLAUSE_MIN_CONFIDENCE = 0.60
 """A clause names a second situation only when the classifier is this sure about it."""
-
-CLAUSE_MIN_CHARS = 4
-"""Clauses shorter than this (after normalisation) carry too little text to classify."""
 
 ALSO_MIN_PROBABILITY = 0.25
 """A scenario this probable for the whole message is offered in ``also`` even without a
@@ -84,179 +100,8 @@ PROMOTE_MIN_PROBABILITY = 0.25
 otherwise it is only offered in ``also`` (a back-story such as "骗子用我的号借钱，我朋友被骗了"
 is still about the user's stolen account)."""
 
-MIN_COVERAGE = 0.2
-"""Below this share of known character bigrams the message is mostly words the examples
-never used (gibberish, emoji, another language): ``ambiguous`` whatever the softmax says,
-because a linear model's confidence there only reflects the class priors."""
-
-PAID_RE = re.compile(
-    r"(?<![给向])(?:我|已经|已|都|又|先后|陆续|一共|总共|前后)?"
-    r"(?:转了|转过去|转过|充了|充进去|付了|付过|交了|打过去|打进去|汇了|汇过去|被扣了|扣了我|被骗走|骗走了|骗了我"
-    r"|投了|投进去|垫了|垫付了|垫进去|被划走|划走了|钱就没了|钱都没了|收了我|我交了|我转了|我付了)"
-    r"(?!我|一分|几毛|0\.01)"
-)
-"""The user says money has already left ("充了十几万进去", "转了之后人就消失了"). scenarios.md:
-in scam_check, "if the user already paid → fraud_victim" — whose first reply also says to stop
-paying — so a scam_check reading with this cue hands over to fraud_victim. "给我转了…" and
-"转了我一分钱" (money *to* the user, a classic test transfer) do not count."""
-
-THIRD_PARTY_STOLEN_RE = re.compile(
-    r"(?:他|她|对方|朋友|同学|同事|亲戚|领导|老板|熟人|[姨舅姑叔伯姐哥弟妹爸妈]|闺蜜)(?:的)?(?:微信|号|帐号|账号|qq)?"
-    r"(?:号)?(?:被盗|被人盗|被黑|被人登|被人控制)"
-)
-"""Someone *else's* account was stolen ("朋友的号被盗了"): when the user then paid, the user is
-a fraud victim, not the owner of a stolen account (issue 10 §5, who did what to whom)."""
-
-PAID_SWITCH_FROM = frozenset({"scam_check", "account_frozen"})
-"""Readings the already-paid cue hands over to fraud_victim (account_stolen needs the third-party cue)."""
-
-PAID_SWITCH_MIN_PROBABILITY = 0.01
-"""fraud_victim must be at least a plausible reading for the paid cue to switch to it."""
-
-NGRAM_RANGE = (1, 2)
-"""Character unigrams and bigrams (best in cross-validation on the examples). The fast
-scorer (``Matcher._lookup``) looks up exactly these two sizes."""
 C = 50.0
 """LogisticRegression inverse regularisation, picked by cross-validation on the examples."""
-
-# --------------------------------------------------------------------------- normalisation
-
-_LATIN_ALIASES: tuple[tuple[str, str], ...] = (
-    (r"wx信|微x", "微信"),
-    (r"(?<![a-z])(?:wechat|weixin|wei\s*xin|w\s*x|v\s*x)(?![a-z])", "微信"),
-    (r"(?<![a-z])v(?:信|心)", "微信"),
-    (r"(?<![a-z0-9])v(?![a-z0-9])", "微信"),
-    (r"(?<![a-z])zfb(?![a-z])", "支付宝"),
-    (r"(?<![a-z])yhk(?![a-z])", "银行卡"),
-    (r"(?<![a-z])sfz(?![a-z])", "身份证"),
-    (r"(?<![a-z])yzm(?![a-z])", "验证码"),
-    (r"(?<![a-z])q(?=号)", "qq"),
-)
-"""Spellings with Latin letters: WeChat's nicknames and pinyin initials."""
-
-_CJK_ALIASES: dict[str, str] = {
-    "威信": "微信",
-    "薇信": "微信",
-    "维信": "微信",
-    "徽信": "微信",
-    "微心": "微信",
-    "扣扣": "qq",
-    "企鹅号": "qq",
-    "帐号": "账号",
-    "帐户": "账户",
-    "转帐": "转账",
-    "肿么办": "怎么办",
-    "怎么半": "怎么办",
-    "咋办": "怎么办",
-    "咋整": "怎么办",
-    "咋弄": "怎么办",
-    "怎么弄": "怎么办",
-    "冻洁": "冻结",
-    "骗紫": "骗子",
-}
-"""Homophones, the older 帐 spelling and common typos, folded to one form."""
-
-_LATIN_RE = re.compile(r"[a-z]")
-_LATIN_ALIAS_RE = re.compile("|".join(f"({rx})" for rx, _ in _LATIN_ALIASES))
-_LATIN_ALIAS_OUT = tuple(out for _, out in _LATIN_ALIASES)
-_CJK_ALIAS_RE = re.compile("|".join(sorted(_CJK_ALIASES, key=len, reverse=True)))
-_DROP_RE = re.compile(r"[^\w.%]+|_|(?<!\d)\.|\.(?!\d)")
-_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
-_CN_AMOUNT_RE = re.compile(r"[零一二两三四五六七八九十百千万几]+(?=[块元])")
-
-
-def _latin_alias(m: re.Match[str]) -> str:
-    return _LATIN_ALIAS_OUT[(m.lastindex or 1) - 1]
-
-
-def _cjk_alias(m: re.Match[str]) -> str:
-    return _CJK_ALIASES[m.group(0)]
-
-
-@lru_cache(maxsize=4096)
-def _prenormalize(text: str) -> str:
-    """Obfuscation folded (``knowledge.normalize.fold``: NFKC, lower case, homoglyphs,
-    traditional → simplified, pinyin of known terms, 薇信/V❤ …), then the matcher's own
-    aliases and typos; punctuation still in place."""
-    s = fold_obfuscation(text)
-    if _LATIN_RE.search(s) is not None:
-        s = _LATIN_ALIAS_RE.sub(_latin_alias, s)
-    return _CJK_ALIAS_RE.sub(_cjk_alias, s)
-
-
-def normalize(text: str) -> str:
-    """Canonical form shared by the matcher and the group scanner (numbers kept).
-
-    Full-width → half-width, lower case, wx/vx/V信/威信 → 微信 (and the other
-    ``_LATIN_ALIASES`` / ``_CJK_ALIASES`` spellings), then every space and punctuation
-    mark removed, except a decimal point between digits and ``%``.
-    """
-    return _DROP_RE.sub("", _prenormalize(text))
-
-
-def fold_numbers(text: str) -> str:
-    """2000元 / 3,000 / 1.5万 / 两千块 → 0元 / 0 / 0万 / 0块 (classifier features only)."""
-    if _HAS_NUMBER_RE.search(text) is None:
-        return text
-    s = _NUMBER_RE.sub("0", text)
-    s = _CN_AMOUNT_RE.sub("0", s)
-    return s.replace("%", "")
-
-
-_HAS_NUMBER_RE = re.compile(r"[\d%块元]")
-
-
-def _grams(s: str, lo: int = NGRAM_RANGE[0], hi: int = NGRAM_RANGE[1]) -> list[str]:
-    """Character n-grams of a folded string."""
-    n_s = len(s)
-    out: list[str] = []
-    for n in range(lo, hi + 1):
-        out.extend(s[i : i + n] for i in range(n_s - n + 1))
-    return out
-
-
-def analyzer(text: str) -> list[str]:
-    """The feature extractor used for training and inference alike."""
-    return _grams(_pieces(text)[0])
-
-
-_SPLIT_BEFORE = r"而且|并且|另外|此外|以及|顺便问|再问一下|现在又"
-_ADDITIVE = rf"{_SPLIT_BEFORE}|还有|同时|加上|然后"
-_CLAUSE_MARK_RE = re.compile(
-    rf"[,，。！!？?；;：:、\n\r|]+|(?<!\d)\.|\.(?!\d)|\s{{2,}}|(?=(?:{_SPLIT_BEFORE}))"
-)
-"""Clause boundaries: punctuation, a run of spaces, or just before an unambiguous additive
-connector (not 还有/同时, which also mean "still has"/"at the same time" inside a clause)."""
-_PLAIN_RE = re.compile(r"[^\W_]*")
-_CONNECTOR_RE = re.compile(_SPLIT_BEFORE)
-_DROP_KEEP_MARK_RE = re.compile(r"[^\w.%|]+|_|(?<!\d)\.|\.(?!\d)")
-_ADDITIVE_RE = re.compile(rf"(?:{_ADDITIVE})|.{{0,4}}[也又]")
-"""A clause that adds something ("而且…", "零钱也…", "对方又…"): the user is listing a
-second problem, not telling the back-story of the first."""
-
-
-def _pieces(text: str) -> tuple[str, list[tuple[int, int, bool]]]:
-    """(folded whole message, [(start, end, introduced as an addition)] of its clauses).
-
-    The whole message is what the model is trained on: ``normalize`` with numbers folded.
-    Clause spans index into it; they are only returned when there are at least two.
-    """
-    pre = fold_numbers(_prenormalize(text))
-    if _PLAIN_RE.fullmatch(pre) is not None and _CONNECTOR_RE.search(pre) is None:
-        return pre, []  # letters and digits only, one clause: nothing to clean or split
-    marked = _DROP_KEEP_MARK_RE.sub("", _CLAUSE_MARK_RE.sub("|", pre))
-    if "|" not in marked:
-        return marked, []
-    parts = [p for p in marked.split("|") if p]
-    spans: list[tuple[int, int, bool]] = []
-    pos = 0
-    for n, part in enumerate(parts):
-        size = len(part)
-        if size >= CLAUSE_MIN_CHARS:
-            spans.append((pos, pos + size, n > 0 and _ADDITIVE_RE.match(part) is not None))
-        pos += size
-    return "".join(parts), (spans if len(spans) > 1 else [])
-
 
 # --------------------------------------------------------------------------- public models
 
@@ -302,7 +147,6 @@ class Matcher:
         self._features = [""] * len(vocab)
         for gram, i in vocab.items():
             self._features[i] = gram
-        self._rank = {sid: i for i, sid in enumerate(URGENCY)}
         self._other = tuple(sid != "out_of_scope" for sid in self.classes)
         self._sk: tuple[object, object] | None = None
         self._pinyin: PinyinModel | None = None
@@ -386,7 +230,7 @@ class Matcher:
 
     def _features_of(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(feature rows, l2-normalised tf-idf values) of ``text``, exactly as sklearn."""
-        present, _ = self._known(_pieces(text)[0])
+        present, _ = self._known(pieces(text)[0])
         if not present:
             return np.empty(0, dtype=np.intp), np.empty(0)
         r = np.fromiter(present, dtype=np.intp, count=len(present))
@@ -396,14 +240,14 @@ class Matcher:
 
     def probabilities(self, text: str) -> np.ndarray:
         """Softmax of the scores (sklearn's ``predict_proba`` for multinomial LR)."""
-        return np.array(self._softmax_of(self._known(_pieces(text)[0])[0]))
+        return np.array(self._softmax_of(self._known(pieces(text)[0])[0]))
 
     # ------------------------------------------------------------------ public API
 
     def classify(self, text: str) -> Classification:
         if self._pinyin is not None and is_pinyin(text):
             return self._classify_pinyin(self._pinyin, text)
-        whole, spans = _pieces(text)
+        whole, spans = pieces(text)
         uni, bi = self._lookup(whole)
         present, coverage = self._present(uni, bi)
         pl = self._softmax_of(present)
@@ -412,9 +256,8 @@ class Matcher:
         ranked = [(classes[i], pl[i]) for i in order]
         top, top_p = ranked[0]
         second_p = ranked[1][1] if len(ranked) > 1 else 0.0
-        ambiguous = (
-            top_p < THRESHOLD or (top_p - second_p) < AMBIGUITY_GAP or coverage < MIN_COVERAGE
-        )
+        ambiguous, reason = decide(top_p, second_p, coverage)
+        log.debug("fallback: %s", reason)
 
         # Other situations: confident clauses, and runners-up of the whole message.
         found: dict[str, tuple[float, bool]] = {}
@@ -441,7 +284,7 @@ class Matcher:
 
         scenario, confidence, also = top, top_p, []
         if found:
-            ordered = sorted({top, *found}, key=self._urgency)
+            ordered = sorted({top, *found}, key=urgency_rank)
             lead = ordered[0]
             if lead != top:
                 evidence, explicit = found[lead]
@@ -451,14 +294,10 @@ class Matcher:
                 ):
                     scenario, confidence = lead, max(lead_p, evidence)
             also = [s for s in ordered if s != scenario and s != "out_of_scope"]
-        prev = scenario
-        if ("fraud_victim" in self._col and pl[self._col["fraud_victim"]] >= PAID_SWITCH_MIN_PROBABILITY
-                and (scenario in PAID_SWITCH_FROM
-                     or (scenario == "account_stolen" and THIRD_PARTY_STOLEN_RE.search(text)))
-                and PAID_RE.search(text)):
-            scenario = "fraud_victim"
-            confidence = max(confidence, pl[self._col["fraud_victim"]])
-            also = [prev, *[x for x in also if x not in (prev, "fraud_victim")]]
+        fv = self._col.get("fraud_victim")
+        scenario, confidence, also = paid_switch(
+            text, scenario, confidence, also, None if fv is None else pl[fv]
+        )
         return Classification(
             scenario=scenario,
             confidence=confidence,
@@ -474,8 +313,8 @@ class Matcher:
         ranked = [(model.classes[i], float(probs[i])) for i in order]
         top, top_p = ranked[0]
         second_p = ranked[1][1] if len(ranked) > 1 else 0.0
-        ambiguous = (top_p < THRESHOLD or (top_p - second_p) < AMBIGUITY_GAP
-                     or model.coverage(text) < MIN_COVERAGE)
+        ambiguous, reason = decide(top_p, second_p, model.coverage(text))
+        log.debug("fallback (pinyin): %s", reason)
         return Classification(scenario=top, confidence=top_p, ranked=ranked, ambiguous=ambiguous, also=[])
 
     def explain(
@@ -496,9 +335,6 @@ class Matcher:
         return [(self._features[rows[i]], sid, float(contrib[i])) for i in order if contrib[i] > 0]
 
     # ------------------------------------------------------------------ helpers
-
-    def _urgency(self, sid: str) -> int:
-        return self._rank.get(sid, len(self._rank))
 
     def check_against_sklearn(self, texts: Iterable[str]) -> int:
         """Number of texts where the exported scorer's argmax differs from sklearn's."""

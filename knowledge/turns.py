@@ -25,7 +25,7 @@ from operator import add
 import numpy as np
 from scipy import sparse
 
-from knowledge.matcher import _prenormalize
+from knowledge.clauses import prenormalize as _prenormalize
 from knowledge.schema import KnowledgeBase
 
 STORY = "story"
