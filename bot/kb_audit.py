@@ -1,6 +1,6 @@
 """``kb check``'s second half: render every path a user can reach and read it as they would.
 
-``knowledge.loader.problems`` checks the data; this walks the code that assembles messages
+``knowledge.checks.problems`` checks the data; this walks the code that assembles messages
 (the pure dialog, the group answers and warnings, the weekly tips) over every scenario,
 command and pattern, and checks each batch of messages the way it would be sent: the
 not-legal-advice line after the last law citation, every 🟡 number and menu path hedged,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from knowledge.schema import MAX_SCREEN_CHARS as MAX_SCREEN_CHARS  # re-exported: callers import it here
 from knowledge.schema import KnowledgeBase, Status
 
 REF_RE = re.compile(r"\{(law|hotline|proc|howto|pattern):([A-Za-z0-9_.\-]+)\}")
@@ -19,9 +20,6 @@ VAR_RE = re.compile(r"\{([a-z_]+)\}")
 
 HEDGE_KEYS = {"hotline": "hedge_hotline", "proc": "hedge_proc", "law": "hedge_law"}
 """texts.yaml keys of the hedge a 🟡 item of each kind carries wherever it is shown."""
-
-MAX_SCREEN_CHARS = 400
-"""One phone screen of WeChat text, roughly 16 characters × 25 lines."""
 
 CITATION_RE = re.compile(r"《[^》]*(?:法|典|解释|意见)[^》]*》|两高")
 """What a rendered text looks like when it gives legal information: a statute or judicial

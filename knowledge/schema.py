@@ -3,7 +3,7 @@
 The knowledge files under ``knowledge/data/`` are the product: every law article, phone
 number and WeChat menu path a user reads comes from one registry entry, written once and
 referenced by id everywhere else. These models are the contract those YAML files must meet;
-``knowledge.loader`` adds the cross-file checks (unknown ids, forbidden items, screen length).
+``knowledge.checks`` adds the cross-file checks (unknown ids, forbidden items, screen length).
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ ScenarioId = Literal[
 
 SCENARIO_IDS: tuple[str, ...] = get_args(ScenarioId)
 
+MAX_SCREEN_CHARS = 400
+"""One phone screen of WeChat text, roughly 16 characters × 25 lines: the longest one message."""
+
 UrgentAction = Literal[
     "report_police",
     "freeze_account",
@@ -46,7 +49,7 @@ UrgentAction = Literal[
 They are the steps of knowledge brief §8.2 (报警; 冻结帐号, 95017, 银行; 保存证据; 告诉亲友;
 不找“追款”), plus what the brief gives for the situations §8.2 does not cover (account rental:
 stop and take the account back, 12348 for advice, the crime §1.6/§9.3 name). How each one is
-recognised in a rendered reply is ``knowledge.loader.URGENT_ACTIONS``.
+recognised in a rendered reply is ``knowledge.checks.URGENT_ACTIONS``.
 """
 
 

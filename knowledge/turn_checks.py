@@ -1,9 +1,9 @@
 """kb-check rules for the turn model's data: qa.yaml, moves.yaml and turns.yaml.
 
-Kept apart from ``knowledge.loader`` (which owns the scenario rules) so the two can change
-independently; the loader calls ``turn_problems`` and yields ``turn_templates`` with the rest,
-so every Q&A answer and countermeasure passes the same screen-length, hand-written-number and
-unverified-item checks as every other text.
+Kept apart from ``knowledge.checks`` (which owns the scenario rules) so the two can change
+independently; ``knowledge.checks`` calls ``turn_problems`` and ``knowledge.templates`` yields
+``turn_templates`` with the rest, so every Q&A answer and countermeasure passes the same
+screen-length, hand-written-number and unverified-item checks as every other text.
 """
 
 from __future__ import annotations
