@@ -13,6 +13,11 @@ testable without a server. The machine is small on purpose:
 
 What is *said* lives in the knowledge base; this module only decides *which* template.
 
+Why one file of ~580 lines: the handlers named in ``dialogs.table`` share one small set of
+helpers (packing replies to a screen, "what is left", the legal note) and read best next to
+each other; the decisions that are not about answering (the act, the table) already live in
+their own modules.
+
 Over the ~350-line guideline on purpose: it is one class whose methods are the handlers
 ``dialogs.table`` names, plus the scenario walking they share; splitting the handlers into a
 mixin would scatter the helpers each one calls (show, enter, advance, answer) across files

@@ -1,5 +1,8 @@
 """Conversation sessions on Redis: lock before load, save and unlock together, dedupe replies.
 
+(Over 350 lines on purpose: the lock, its lease renewal, dedupe and the replay record are
+one protocol whose Lua scripts and Python halves must be read side by side.)
+
 The invariants, and why they are built this way:
 
 * **Lock before load** (aiogram #1317): a conversation's state is read only by the holder of

@@ -1,5 +1,9 @@
 """企业微信 微信客服: ``GET/POST /wechat/kf`` plus the pull (``kf/sync_msg``) and send APIs.
 
+(Over 350 lines on purpose: the callback, the cursor-under-lock pull loop and the send limits
+are one protocol whose invariants — read once, answer once, move the cursor last — must be
+read together; crypto, XML, the token and the outbox already live in ``bot.channels.wxbase``.)
+
 The callback only says "messages are waiting for account X" (``kf_msg_or_event`` with a
 short-lived ``Token``); the messages themselves are pulled with ``kf/sync_msg`` from a cursor.
 The cursor lives in Redis and each account's pull runs under a Redis lock, so across restarts
