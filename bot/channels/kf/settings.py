@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.channels.wxbase.crypto import aes_key
+from bot.channels.wxbase.settings_checks import checked_aes_key, checked_api_base, one_line_error
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
@@ -77,17 +77,12 @@ class KfSettings(BaseSettings):
     @field_validator("aes_key")
     @classmethod
     def _aes_shape(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            aes_key(v.get_secret_value())
-        return v
+        return checked_aes_key(v)
 
     @field_validator("api_base")
     @classmethod
     def _base(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if not v.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return v
+        return checked_api_base(v)
 
 
 def kf_settings_from_env(**overrides: Any) -> KfSettings | None:
@@ -95,10 +90,7 @@ def kf_settings_from_env(**overrides: Any) -> KfSettings | None:
     try:
         s = KfSettings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "settings"
-        shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
-        raise ValueError(f"FANZHA_KF_{field.upper()}: {err['msg']}{shown}") from None
+        raise one_line_error(exc, "KF", SECRET_FIELDS) from None
     present = [f for f in REQUIRED if getattr(s, f) is not None]
     if not present:
         return None

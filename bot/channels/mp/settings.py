@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.channels.wxbase.crypto import aes_key
+from bot.channels.wxbase.settings_checks import checked_aes_key, checked_api_base, one_line_error
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 """The admin console allows 3-32 letters and digits for the Token."""
@@ -71,17 +71,12 @@ class MpSettings(BaseSettings):
     @field_validator("aes_key")
     @classmethod
     def _aes_shape(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            aes_key(v.get_secret_value())  # ValueError with a value-free message
-        return v
+        return checked_aes_key(v)
 
     @field_validator("api_base")
     @classmethod
     def _base(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if not v.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return v
+        return checked_api_base(v)
 
 
 def mp_settings_from_env(**overrides: Any) -> MpSettings | None:
@@ -89,10 +84,7 @@ def mp_settings_from_env(**overrides: Any) -> MpSettings | None:
     try:
         s = MpSettings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "settings"
-        shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
-        raise ValueError(f"FANZHA_MP_{field.upper()}: {err['msg']}{shown}") from None
+        raise one_line_error(exc, "MP", SECRET_FIELDS) from None
     if s.token is None:
         if s.app_id or s.app_secret or s.aes_key:
             raise ValueError("FANZHA_MP_TOKEN is not set, but other FANZHA_MP_* settings are: "
