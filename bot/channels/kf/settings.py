@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.channels.wxbase.settings_checks import checked_aes_key, checked_api_base, one_line_error
+from bot.channels.wxbase.settings_checks import blank_to_none, checked_aes_key, checked_api_base, one_line_error
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
@@ -55,17 +55,12 @@ class KfSettings(BaseSettings):
     @field_validator("secret", "token", "aes_key", mode="before")
     @classmethod
     def _blank_secret(cls, v: object) -> object:
-        raw = v.get_secret_value() if isinstance(v, SecretStr) else v
-        if raw is None or not str(raw).strip():
-            return None
-        return str(raw).strip()
+        return blank_to_none(v)
 
     @field_validator("corp_id", "servicer_userid", mode="before")
     @classmethod
     def _blank(cls, v: object) -> object:
-        if v is None or not str(v).strip():
-            return None
-        return str(v).strip()
+        return blank_to_none(v)
 
     @field_validator("token")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.channels.wxbase.settings_checks import checked_aes_key, checked_api_base, one_line_error
+from bot.channels.wxbase.settings_checks import blank_to_none, checked_aes_key, checked_api_base, one_line_error
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 """The admin console allows 3-32 letters and digits for the Token."""
@@ -49,17 +49,12 @@ class MpSettings(BaseSettings):
     @field_validator("token", "app_secret", "aes_key", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
-        raw = v.get_secret_value() if isinstance(v, SecretStr) else v
-        if raw is None or not str(raw).strip():
-            return None
-        return str(raw).strip()
+        return blank_to_none(v)
 
     @field_validator("app_id", mode="before")
     @classmethod
     def _app_id(cls, v: object) -> object:
-        if v is None or not str(v).strip():
-            return None
-        return str(v).strip()
+        return blank_to_none(v)
 
     @field_validator("token")
     @classmethod

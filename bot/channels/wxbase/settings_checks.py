@@ -14,6 +14,14 @@ from pydantic import SecretStr, ValidationError
 from bot.channels.wxbase.crypto import aes_key
 
 
+def blank_to_none(v: object) -> object:
+    """An unset variable and one set to blanks both mean "not configured"; values are stripped."""
+    raw = v.get_secret_value() if isinstance(v, SecretStr) else v
+    if raw is None or not str(raw).strip():
+        return None
+    return str(raw).strip()
+
+
 def checked_aes_key(v: SecretStr | None) -> SecretStr | None:
     """The 43-character EncodingAESKey must decode to 32 bytes (ValueError without the value)."""
     if v is not None:
