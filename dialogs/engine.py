@@ -563,10 +563,15 @@ class Dialog:
             if guess is not None:
                 return self.answer(s, guess, u)
             likely = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
-            if len(likely) >= 2:  # "unclear": a short question with the likeliest things
-                s.offered_qa = likely
-                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely, 1))
-                return [render_text(self.kb, "qa_offer", options=lines)]
+            if likely:
+                # Near but not clear: answer the likeliest reading now (a frightened user should not
+                # have to pick from a list first), then offer the runners-up as numbered choices.
+                replies = self.answer(s, likely[0], u)
+                s.offered_qa = likely[1:]
+                if not s.offered_qa:
+                    return replies
+                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely[1:], 1))
+                return [*replies, render_text(self.kb, "qa_also", options=lines)]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
         # Clarify only between real candidates; text the matcher barely recognises gets the menu.
