@@ -430,3 +430,30 @@ def test_progress_said_twice_is_acknowledged_not_answered_as_a_how_to(kb: Knowle
     assert "frozen" in s.done
     assert "冻结帐号 → 开始冻结" not in "\n".join(again)
     assert "已记下" in "\n".join(again) or "还需要做" in "\n".join(again)
+
+
+@pytest.mark.parametrize("text", ["有人说是公安局的 说我涉嫌洗钱 要视频做笔录", "对方说他是警察，还说要视频做笔录"])
+def test_a_quote_carried_on_in_the_next_clause_is_still_not_a_report(und: Understander, text: str) -> None:
+    """The scammer's "要视频做笔录" after "有人说…" is a scam sign, not the user's police report."""
+    assert "reported" not in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["我打110了 警察说马上过来", "刚打过110了"])
+def test_calling_110_said_plainly_is_a_report(und: Understander, text: str) -> None:
+    assert "reported" in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["懂了 回去就跟他说 谢谢你啊小同志", "好 听你的 我去睡一会", "你说的我记下了 我去跟他爸妈说",
+                                  "好 我先去报警 回头再来问你"])
+def test_an_ack_then_a_plan_is_a_close(und: Understander, text: str) -> None:
+    assert und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["好 我去派出所要带啥", "懂了 那我明天去银行要带什么"])
+def test_an_ack_then_a_question_is_not_a_close(und: Understander, text: str) -> None:
+    assert not und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["我差点就转了 现在手还在抖", "警察会问啥 我脑子现在一片空白"])
+def test_fear_in_other_words_is_heard(und: Understander, text: str) -> None:
+    assert und.understand(text).emotion
