@@ -17,7 +17,7 @@ from knowledge.schema import KnowledgeBase
 TURN_TEXTS: dict[str, frozenset[str]] = {
     key: frozenset(variables.split())
     for key, variables in {
-        "calm": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
+        "calm": "", "self_blame": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
         "unclear_midflow": "title", "law_plain": "citations", "urgent_already": "labels",
         "left_none": "", "left_some": "remaining", "relief": "", "emotion_start": "", "qa_offer": "options", "qa_also": "options", "live_generic": "",
     }.items()
