@@ -413,9 +413,9 @@ class Dialog:
         if u.flags:
             return self._progress(s, u)
         if u.question:  # a question about this situation: the nearest curated one, if it is near
-            guess = self._qa_guess(s, u)
-            if guess is not None:
-                return self.answer(s, guess, u)
+            nearest = self._answer_nearest(s, u)
+            if nearest:
+                return nearest
         else:  # a new detail ("他知道我支付密码"): the curated answer it is nearest to beats the next page
             guess = self._qa_guess(s, u, gap=STATEMENT_QA_GAP, least=STATEMENT_QA_MIN)
             if guess is not None:
@@ -594,22 +594,30 @@ class Dialog:
             return None
         return cands[0][0]
 
+    def _answer_nearest(self, s: Session, u: Understood) -> Replies:
+        """The nearest curated answer when it is near (a question needs no lead over the next);
+        when it is only near-ish, still answer the likeliest reading first (a frightened user
+        should not have to pick from a list) and offer the runners-up as numbered choices.
+        Nothing when no curated question is even near."""
+        guess = self._qa_guess(s, u, gap=0.0 if u.question else QA_GUESS_GAP)
+        if guess is not None:
+            return self.answer(s, guess, u)
+        likely = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
+        if not likely:
+            return []
+        replies = self.answer(s, likely[0], u)
+        s.offered_qa = likely[1:]
+        if not s.offered_qa:
+            return replies
+        lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely[1:], 1))
+        return [*replies, render_text(self.kb, "qa_also", options=lines)]
+
     def _unclear(self, s: Session, u: Understood) -> Replies:
         if in_flow(s):
             s.state = "scenario"
-            guess = self._qa_guess(s, u, gap=0.0 if u.question else QA_GUESS_GAP)
-            if guess is not None:
-                return self.answer(s, guess, u)
-            likely = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
-            if likely:
-                # Near but not clear: answer the likeliest reading now (a frightened user should not
-                # have to pick from a list first), then offer the runners-up as numbered choices.
-                replies = self.answer(s, likely[0], u)
-                s.offered_qa = likely[1:]
-                if not s.offered_qa:
-                    return replies
-                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely[1:], 1))
-                return [*replies, render_text(self.kb, "qa_also", options=lines)]
+            nearest = self._answer_nearest(s, u)
+            if nearest:
+                return nearest
             if s.scenario == "scam_check":  # a detail of a live scam we cannot place: the rules that hold anyway
                 return [render_text(self.kb, "live_generic")]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
