@@ -47,6 +47,18 @@ QA_GUESS_MIN = 0.30
 on a fresh blind dev set more turns were answered right, none of the dev ones lost)"""
 QA_GUESS_GAP = 0.05
 """… when it is this far ahead of the runner-up; otherwise the likeliest ones are offered."""
+PROGRESS_QA_MIN = 0.40
+"""Progress said together with a question ("报警了 钱多久能回来"): the ack, then the answer,
+when the question is this near a curated one (a plain report asks nothing: 0.55 and up)."""
+PROGRESS_QA_STRONG = 0.50
+SMALL_AMOUNT_QA = frozenset({"should_report", "no_case", "amount_line", "small_amount"})
+"""Questions about reporting or filing that, asked with an amount under the 3000 元 line, are
+the small-amount question ("就1200 要报警吗")."""
+STATEMENT_QA_MIN = 0.25
+STATEMENT_QA_GAP = 0.02
+"""A statement in the current situation (a new detail, not a question) gets the nearest curated
+answer at this similarity and lead; below it, the next step (the dev sets: most such details —
+"他知道我支付密码", "账单上写的是亲属卡消费" — have their answer at the top from about 0.25)."""
 QA_OFFER_MIN = 0.25
 """Questions at least this near are offered as numbered options."""
 
@@ -379,11 +391,20 @@ class Dialog:
 
     def on_amount(self, s: Session, u: Understood) -> Replies:
         amount = u.amount if u.amount is not None else u.number
+        if u.question and self._small(u) and "small_amount" in self.kb.qa:
+            s.amount = amount  # "不到三千是不是就不管": the small-amount answer, not the amount's meaning
+            return self.answer(s, "small_amount", u)
         return self.amount_note(s, s.scenario or "fraud_victim", amount or 0)
 
     def on_progress(self, s: Session, u: Understood) -> Replies:
         s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
-        return self._progress(s, u)
+        replies = self._progress(s, u)
+        intent, score = (u.asked, u.asked_score) if u.asked else (u.intent, u.intent_score)
+        asked = (intent or "").startswith("qa:") and (
+            score >= PROGRESS_QA_STRONG or (u.question and score >= PROGRESS_QA_MIN))
+        if asked and (intent or "")[3:] in self.kb.qa:  # "报警了 钱多久能回来": the ack, then the answer
+            replies += self.answer(s, (intent or "")[3:], u)
+        return replies
 
     def on_same_story(self, s: Session, u: Understood) -> Replies:
         s.state = "scenario"
@@ -391,6 +412,10 @@ class Dialog:
             return self._progress(s, u)
         if u.question:  # a question about this situation: the nearest curated one, if it is near
             guess = self._qa_guess(s, u)
+            if guess is not None:
+                return self.answer(s, guess, u)
+        else:  # a new detail ("他知道我支付密码"): the curated answer it is nearest to beats the next page
+            guess = self._qa_guess(s, u, gap=STATEMENT_QA_GAP, least=STATEMENT_QA_MIN)
             if guess is not None:
                 return self.answer(s, guess, u)
         named = self.name_pattern(s.scenario or "out_of_scope", u)
@@ -437,8 +462,11 @@ class Dialog:
     def on_move_stopped(self, s: Session, u: Understood) -> Replies:
         move = self.kb.moves.get(s.last_move or "")
         s.last_move = None
-        if move is None:
-            return self.on_unclear(s, u)
+        if u.flags:
+            s.done.extend(f for f in u.flags if f not in s.done)
+        if move is None:  # hung up on a scam no move was named for: the general what-now
+            s.state = "scenario"
+            return [render_text(self.kb, "live_after")]
         return [render(self.kb, move.after)]
 
     def on_move_done(self, s: Session, u: Understood) -> Replies:
@@ -457,8 +485,10 @@ class Dialog:
 
     def answer(self, s: Session, qa_id: str, u: Understood | None = None) -> Replies:
         """A curated answer, in the situation's variant; the user's place stays where it was."""
-        entry = self.kb.qa[qa_id]
         u = u or Understood()
+        if qa_id in SMALL_AMOUNT_QA and self._small(u) and "small_amount" in self.kb.qa:
+            qa_id = "small_amount"  # "就1200 要报警吗": the answer for amounts under the line
+        entry = self.kb.qa[qa_id]
         if s.state == "resume":
             s.state = "scenario"
         if not in_flow(s) and u.scenario == "out_of_scope" and u.confidence >= OOS_SETTLES:
@@ -487,8 +517,8 @@ class Dialog:
         return [render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))]
 
     def on_emotion(self, s: Session, u: Understood) -> Replies:
-        """One calm line, then the next action where the user is."""
-        calm = render_text(self.kb, "calm")
+        """One calm line (for self-blame: it is not your fault), then the next action where the user is."""
+        calm = render_text(self.kb, "self_blame" if u.self_blame and "self_blame" in self.kb.texts else "calm")
         if in_flow(s):
             s.state = "scenario"
             return [calm, *self.show(s)]
@@ -498,6 +528,12 @@ class Dialog:
         return self._unclear(s, u)
 
     # -- helpers for the handlers -----------------------------------------------------
+    @staticmethod
+    def _small(u: Understood) -> bool:
+        """An amount under the 3000 元 line, or "不到三千" (the line itself as an upper bound)."""
+        amount = u.amount if u.amount is not None else u.number
+        return amount is not None and (amount < AMOUNT_LINE or (u.below_line and amount <= AMOUNT_LINE))
+
     def _left(self, s: Session) -> str:
         """What is still to do in the current flow, for a warm close."""
         if not in_flow(s):
@@ -545,12 +581,12 @@ class Dialog:
             out.append((entry.id, value + bonus))
         return sorted(out, key=lambda x: -x[1])
 
-    def _qa_guess(self, s: Session, u: Understood, gap: float = QA_GUESS_GAP) -> str | None:
+    def _qa_guess(self, s: Session, u: Understood, gap: float = QA_GUESS_GAP, least: float = QA_GUESS_MIN) -> str | None:
         """The nearest curated question when it is near enough and clearly ahead of the next
         (``gap``: a question that asks something is better answered by the nearest entry than
         by a list of options)."""
         cands = self._qa_candidates(s, u)
-        if not cands or cands[0][1] < QA_GUESS_MIN:
+        if not cands or cands[0][1] < least:
             return None
         if len(cands) > 1 and cands[0][1] - cands[1][1] < gap:
             return None
