@@ -55,6 +55,13 @@ EMOTION_MAX_CHARS = 12
 AMOUNT_MAX_CHARS = 16
 """In a money flow, a message this short that carries an amount is about the amount."""
 
+AMOUNT_YIELDS = 0.55
+"""… unless it is this close to a curated question ("我绑的银行卡也被扣了1000" is about the card)."""
+
+EMOTION_YIELDS = 0.40
+"""Fear said with a question ("会不会算我诈骗啊 慌死了"): a curated question this near is the act
+(the calm line goes first anyway), not the fear phrasing it also resembles."""
+
 QUESTION_SWITCH_MIN_CONFIDENCE = 0.85
 """A question asked mid-flow ("能查到钱转哪去了吗") is about the current situation unless the
 matcher is this sure it names another one."""
@@ -110,6 +117,8 @@ def intent_wins(u: Understood, flow: bool = False) -> bool:
         return False  # "应该没事吧" is not "没事了"
     if u.intent == "social:emotion" and not u.emotion:
         return False  # "号是被人偷了吗 要怎么办" resembles "我该怎么办啊" but says no feeling
+    if u.intent in ("social:bye", "social:thanks") and u.question:
+        return False  # "还没报警 我现在就打110吗" is a question, not a goodbye
     if flow and u.question and u.intent_score >= FLOW_QUESTION_MIN:
         return True
     if u.intent_score >= INTENT_STRONG:
@@ -141,6 +150,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.choice
     if u.closing:
         return Act.social
+    if s.last_move and in_flow(s) and u.stopped and (not u.moves or s.last_move in u.moves):
+        return Act.move_stopped  # "屏幕共享已经关了" names the move again, but it is over
     yields = (u.intent is not None and u.intent.startswith("qa:") and u.intent_score >= MOVE_YIELDS
               and not (in_flow(s) and s.scenario in LIVE_FLOWS))
     if u.moves and not yields:
@@ -158,7 +169,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
     if u.self_blame and not u.flags and not u.moves and not (
             u.intent_score >= INTENT_STRONG and not (u.intent or "").startswith("social:")):
         return Act.emotion  # "我是不是很蠢": comfort first, not the nearest question's answer
-    if _amount_answer(s, u) and not u.question:  # "大概3万": the answer to "被骗了多少钱"
+    if _amount_answer(s, u) and not u.question and not (
+            (u.intent or "").startswith("qa:") and u.intent_score >= AMOUNT_YIELDS):  # "大概3万": the answer to "被骗了多少钱"
         return Act.amount
     # Progress said again ("冻结好了" twice) is still progress, not a question about freezing.
     if (in_flow(s) and u.flags and (any(f not in s.done for f in u.flags) or not u.question)

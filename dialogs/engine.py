@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialogs.acts import LIVE_FLOWS, Act, decide, in_flow
+from dialogs.acts import EMOTION_YIELDS, LIVE_FLOWS, Act, decide, in_flow
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -235,6 +235,8 @@ class Dialog:
     def cmd_law(self, s: Session, u: Understood) -> Replies:
         """One short plain message with the exact citations; the text itself on 原文."""
         sc = self._need_scenario(s)
+        if sc is not None and not sc.laws and "other_legal" in self.kb.qa:
+            return self.answer(s, "other_legal", u)  # out of scope: say so and name 12348, not the menu
         if sc is None or not sc.laws:
             return self.menu(s)
         citations = "、".join(law_citation(self.kb, lid) for lid in sc.laws)
@@ -350,7 +352,12 @@ class Dialog:
 
     def in_context(self, s: Session, u: Understood) -> Understood:
         """Re-rank the follow-up readings with the situation: a question that belongs to the
-        current scenario (``qa.yaml`` ``scenarios`` / ``by_scenario``) gets ``CONTEXT_BONUS``."""
+        current scenario (``qa.yaml`` ``scenarios`` / ``by_scenario``) gets ``CONTEXT_BONUS``.
+        Fear asked as a question takes the nearest curated question (``EMOTION_YIELDS``)."""
+        if u.intent == "social:emotion" and u.question:
+            asked = [(label, v) for label, v in u.alternatives if label.startswith("qa:") and v >= EMOTION_YIELDS]
+            if asked:
+                u = u.model_copy(update={"intent": asked[0][0], "intent_score": asked[0][1]})
         if not u.alternatives or not in_flow(s) or u.closing:
             return u
         sid = s.scenario or ""

@@ -475,3 +475,30 @@ def test_a_new_detail_in_the_flow_gets_its_curated_answer_not_the_next_page(chat
     _in(chat, "wallet_loss")
     out = chat.say("找到了 账单上写的是亲属卡消费 给一个不认识的人开的")
     assert render(kb, kb.qa["qinshuka"].by_scenario.get("wallet_loss", kb.qa["qinshuka"].answer)) in out
+
+
+def test_the_same_move_named_again_as_stopped_is_the_stop(chat: Chat, kb: KnowledgeBase) -> None:
+    """"屏幕共享已经关了" names screen sharing again, but it reports the stop: what to do next."""
+    chat.say("有个客服让我开屏幕共享")
+    move = chat.s.last_move
+    assert move is not None
+    assert render(kb, kb.moves[move].after) in chat.say("屏幕共享已经关了")
+
+
+def test_fear_asked_as_a_question_gets_the_question_answered_after_a_calm_line(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say("要是有同学真转钱给他了 我要赔吗 会不会算我诈骗啊 慌死了")
+    assert chat.last is not None and chat.last.emotion
+    assert "别怕" in out and render(kb, kb.qa["sue"].by_scenario["account_stolen"]) in out
+
+
+def test_a_question_that_sounds_like_a_goodbye_is_still_a_question(und: Understander) -> None:
+    u = und.understand("还没报警 我现在就打110吗")
+    s = Session(state="scenario", scenario="fraud_victim")
+    assert decide(s, u, False) is not Act.social
+
+
+def test_law_asked_out_of_scope_names_12348_not_the_menu(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "out_of_scope")
+    out = chat.say("法律依据")
+    assert "12348" in out and out != "\n".join(Dialog(kb).menu(Session()))
