@@ -111,7 +111,7 @@ def test_a_stolen_account_handled_through_buttons_only(server: BotServer, new_pa
 def test_clarifying_options_are_tappable(server: BotServer, new_page: NewPage, kb: KnowledgeBase) -> None:
     page = new_page()
     open_chat(page, server.url)
-    for text in ("账户出问题了", "号没了钱也没了", "我的号有问题", "钱的事"):  # vague on purpose
+    for text in ("账户出问题了", "号没了钱也没了", "帐号和钱都出事了", "我的号有问题", "钱的事"):  # vague on purpose
         page.fill("#t", text)
         data = tap(page, page.locator("#f button"))
         if data["state"] == "clarify":
