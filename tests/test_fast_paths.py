@@ -2,13 +2,17 @@
 
 ``dialogs.understand.understood`` stands in for ``Understood.model_construct`` (and for the
 validating constructor on command, choice and empty messages); ``bot.metrics.child`` for
-``labels``.
+``labels``; ``knowledge.render``'s expanded-template cache for expanding every time.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from bot import metrics
 from dialogs.understand import Command, Understood, understood
+from knowledge.render import RenderError, render
+from knowledge.schema import KnowledgeBase
 
 
 def _state(u: Understood) -> tuple[list[tuple[str, object]], set[str], object, object]:
@@ -51,3 +55,16 @@ def test_metric_child_is_the_labels_child() -> None:
     c = metrics.child(metrics.REPLIES_OUT, "test-child")
     assert c is metrics.REPLIES_OUT.labels("test-child")
     assert metrics.child(metrics.REPLIES_OUT, "test-child") is c
+
+
+def test_render_cache_follows_the_knowledge_base(kb: KnowledgeBase) -> None:
+    template = "打{hotline:12348}，{x}"
+    first = render(kb, template, {"x": 1})
+    assert render(kb, template, {"x": 2}) == first[:-1] + "2"  # variables are never cached
+    line = kb.hotlines["12348"]
+    other = kb.model_copy(update={"hotlines": {**kb.hotlines, "12348": line.model_copy(update={"number": "000"})}})
+    assert render(other, template, {"x": 1}) == first.replace(line.number, "000")
+    assert render(kb, template, {"x": 1}) == first  # back to the first knowledge base
+    for _ in range(2):  # an unknown id fails every time, not only the first
+        with pytest.raises(RenderError):
+            render(kb, "{hotline:nope}")
