@@ -10,7 +10,8 @@ position. The order of the checks below is the policy, read top to bottom:
    act than to any scenario story (``INTENT_*`` thresholds);
 4. progress in the current flow ("已报警"), an amount, a story (same situation → go on; another
    one → switch, urgent reply first);
-5. fear with nothing else in it; secrets only; else unclear.
+5. fear with nothing else in it (self-blame even when asked as a question); secrets only;
+   else unclear.
 
 The table of which handler answers which act in which state is ``dialogs.table``.
 """
@@ -148,6 +149,9 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.move_done
     if names_situation(s, u):
         return Act.enter
+    if u.self_blame and not u.flags and not u.moves and not (
+            u.intent_score >= INTENT_STRONG and not (u.intent or "").startswith("social:")):
+        return Act.emotion  # "我是不是很蠢": comfort first, not the nearest question's answer
     if _amount_answer(s, u) and not u.question:  # "大概3万": the answer to "被骗了多少钱"
         return Act.amount
     # Progress said again ("冻结好了" twice) is still progress, not a question about freezing.

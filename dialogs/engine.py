@@ -47,6 +47,13 @@ QA_GUESS_MIN = 0.30
 on a fresh blind dev set more turns were answered right, none of the dev ones lost)"""
 QA_GUESS_GAP = 0.05
 """… when it is this far ahead of the runner-up; otherwise the likeliest ones are offered."""
+PROGRESS_QA_MIN = 0.40
+"""Progress said together with a question ("报警了 钱多久能回来"): the ack, then the answer,
+when the question is this near a curated one (a plain report asks nothing: 0.55 and up)."""
+PROGRESS_QA_STRONG = 0.50
+SMALL_AMOUNT_QA = frozenset({"should_report", "no_case", "amount_line", "small_amount"})
+"""Questions about reporting or filing that, asked with an amount under the 3000 元 line, are
+the small-amount question ("就1200 要报警吗")."""
 QA_OFFER_MIN = 0.25
 """Questions at least this near are offered as numbered options."""
 
@@ -379,11 +386,20 @@ class Dialog:
 
     def on_amount(self, s: Session, u: Understood) -> Replies:
         amount = u.amount if u.amount is not None else u.number
+        if u.question and self._small(u) and "small_amount" in self.kb.qa:
+            s.amount = amount  # "不到三千是不是就不管": the small-amount answer, not the amount's meaning
+            return self.answer(s, "small_amount", u)
         return self.amount_note(s, s.scenario or "fraud_victim", amount or 0)
 
     def on_progress(self, s: Session, u: Understood) -> Replies:
         s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
-        return self._progress(s, u)
+        replies = self._progress(s, u)
+        intent, score = (u.asked, u.asked_score) if u.asked else (u.intent, u.intent_score)
+        asked = (intent or "").startswith("qa:") and (
+            score >= PROGRESS_QA_STRONG or (u.question and score >= PROGRESS_QA_MIN))
+        if asked and (intent or "")[3:] in self.kb.qa:  # "报警了 钱多久能回来": the ack, then the answer
+            replies += self.answer(s, (intent or "")[3:], u)
+        return replies
 
     def on_same_story(self, s: Session, u: Understood) -> Replies:
         s.state = "scenario"
@@ -457,8 +473,10 @@ class Dialog:
 
     def answer(self, s: Session, qa_id: str, u: Understood | None = None) -> Replies:
         """A curated answer, in the situation's variant; the user's place stays where it was."""
-        entry = self.kb.qa[qa_id]
         u = u or Understood()
+        if qa_id in SMALL_AMOUNT_QA and self._small(u) and "small_amount" in self.kb.qa:
+            qa_id = "small_amount"  # "就1200 要报警吗": the answer for amounts under the line
+        entry = self.kb.qa[qa_id]
         if s.state == "resume":
             s.state = "scenario"
         if not in_flow(s) and u.scenario == "out_of_scope" and u.confidence >= OOS_SETTLES:
@@ -487,8 +505,8 @@ class Dialog:
         return [render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))]
 
     def on_emotion(self, s: Session, u: Understood) -> Replies:
-        """One calm line, then the next action where the user is."""
-        calm = render_text(self.kb, "calm")
+        """One calm line (for self-blame: it is not your fault), then the next action where the user is."""
+        calm = render_text(self.kb, "self_blame" if u.self_blame and "self_blame" in self.kb.texts else "calm")
         if in_flow(s):
             s.state = "scenario"
             return [calm, *self.show(s)]
@@ -498,6 +516,12 @@ class Dialog:
         return self._unclear(s, u)
 
     # -- helpers for the handlers -----------------------------------------------------
+    @staticmethod
+    def _small(u: Understood) -> bool:
+        """An amount under the 3000 元 line, or "不到三千" (the line itself as an upper bound)."""
+        amount = u.amount if u.amount is not None else u.number
+        return amount is not None and (amount < AMOUNT_LINE or (u.below_line and amount <= AMOUNT_LINE))
+
     def _left(self, s: Session) -> str:
         """What is still to do in the current flow, for a warm close."""
         if not in_flow(s):
@@ -563,10 +587,15 @@ class Dialog:
             if guess is not None:
                 return self.answer(s, guess, u)
             likely = [q for q, v in self._qa_candidates(s, u) if v >= QA_OFFER_MIN][:3]
-            if len(likely) >= 2:  # "unclear": a short question with the likeliest things
-                s.offered_qa = likely
-                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely, 1))
-                return [render_text(self.kb, "qa_offer", options=lines)]
+            if likely:
+                # Near but not clear: answer the likeliest reading now (a frightened user should not
+                # have to pick from a list first), then offer the runners-up as numbered choices.
+                replies = self.answer(s, likely[0], u)
+                s.offered_qa = likely[1:]
+                if not s.offered_qa:
+                    return replies
+                lines = "\n".join(f"{i}. {self.kb.qa[q].paraphrases[0]}？" for i, q in enumerate(likely[1:], 1))
+                return [*replies, render_text(self.kb, "qa_also", options=lines)]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
         # Clarify only between real candidates; text the matcher barely recognises gets the menu.

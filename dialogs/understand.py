@@ -61,10 +61,19 @@ DID_MAX_CHARS = 10
 PAID_CONFIDENCE = 0.80
 """Confidence given to the fraud_victim reading of a message that says money already went out."""
 CLOSING_MAX_CHARS = 14
-"""Longer messages that say 谢谢 usually go on to say something that needs an answer."""
+"""Longer messages that say 谢谢 usually go on to say something that needs an answer …"""
+CLOSING_PLAN_MAX_CHARS = 28
+"""… unless they ask nothing and carry no number ("懂了 回去就跟他说 谢谢你啊小同志")."""
+_HAS_DIGIT = re.compile(r"\d")
 _THIRD_PERSON = re.compile(r"^(?:现在|刚才|刚刚|已经|昨天|今天)?(?:他|她|对方|骗子|那人|那个人|人家)(?!们?说)")
 """A clause whose subject is someone else: what it reports was not done by the user."""
-_THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了)(?:你|您|啦|了|啊|呀|哈)*$")
+_THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了|谢啦)(?:你|您|啦|了|啊|呀|哈)*$")
+_THANKS_AT_START = re.compile(r"^(?:好的?|嗯+|ok|行|哦)?(?:谢谢|多谢|感谢|谢啦|谢了)")
+"""Thanks said first ("谢谢 你比那些客服靠谱多了"): with no question after it, a close."""
+_ASKS = re.compile(r"[吗么嘛？?]|怎么|咋|啥|什么|哪|多少|多久|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
+"""A real question after thanks (the question cues also count 靠谱/有用, which praise can use)."""
+_GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
+"""A clause that carries on someone else's words after a quote ("…说我涉嫌洗钱 要视频做笔录")."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
@@ -92,6 +101,14 @@ class Understood(BaseModel):
     story_score: float = Field(default=0.0, description="Similarity to the nearest scenario example")
     moves: list[str] = Field(default_factory=list, description="Live-scam moves named, most specific first")
     emotion: bool = False
+    self_blame: bool = False
+    """The user blames themself ("我是不是很蠢"): comfort comes before any answer."""
+    asked: str | None = None
+    """With progress in the same message ("报警了 钱多久能回来"): the nearest follow-up phrasing
+    of the rest of it, so the report does not drown the question."""
+    asked_score: float = 0.0
+    below_line: bool = False
+    """The amount is an upper bound ("不到三千"): the user means less than it."""
     question: bool = False
     closing: bool = False
     """A short thank-you or sign-off ("谢谢 我这就去", "懂了 不租了"), whatever else it says."""
@@ -196,6 +213,8 @@ class Understander:
         w = kb.words
         self._emotion = [re.compile(p) for p in (w.emotion_cues if w else [])]
         self._question = [re.compile(p) for p in (w.question_cues if w else [])]
+        self._self_blame = [re.compile(p) for p in (w.self_blame_cues if w else [])]
+        self._below = [re.compile(p) for p in (w.below_line_cues if w else [])]
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
         self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
         self._paid = [re.compile(p) for p in (w.paid_cues if w else [])]
@@ -213,12 +232,16 @@ class Understander:
         """The text with reported speech removed: in each clause, whatever follows
         "他说 / 让我 / 客服要 …" is what someone else said or asked, not what the user did."""
         kept: list[str] = []
+        quoting = False
         for clause in _CLAUSE_RE.split(text):
+            if quoting and _GOES_ON.match(clause):  # "有人说是公安 说我涉嫌洗钱 要视频做笔录"
+                continue
             cut = len(clause)
             for p in self._quote:
                 m = p.search(clause)
                 if m is not None:
                     cut = min(cut, m.start())
+            quoting = quoting or cut < len(clause)
             kept.append(clause[:cut])
         return "，".join(k for k in kept if k)
 
@@ -289,12 +312,24 @@ class Understander:
         question = _any(self._question, text)
         turn = self.turns.match(text, result.scenario, question or _any(self._emotion, text))
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
-        closing = len(digits) <= CLOSING_MAX_CHARS and _any(self._closing, digits) and not (
+        closing = (len(digits) <= CLOSING_MAX_CHARS or (
+            len(digits) <= CLOSING_PLAN_MAX_CHARS and _ASKS.search(digits) is None
+            and not _HAS_DIGIT.search(digits))) and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
         # "领导打电话说没这事 好险 谢谢": a longer story that ends in thanks and asks nothing is a close
-        closing = closing or (not question and _THANKS_AT_END.search(digits) is not None)
+        closing = closing or (not question and _THANKS_AT_END.search(digits) is not None) or (
+            _THANKS_AT_START.search(digits) is not None and _ASKS.search(digits) is None)
         if closing:
             turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
+        # the reported-speech cut costs more than the cues: only for text that has a cue at all
+        self_blame = _any(self._self_blame, text) and _any(self._self_blame, self._own_words(text))
+        flags = self.progress_flags(text)
+        asked, asked_score = None, 0.0
+        if flags:
+            rest = "，".join(c for c in _CLAUSE_RE.split(text) if c and self._any_flag.search(c) is None)
+            if rest and len(rest) < len(text):
+                rest_turn = self.turns.match(rest, result.scenario, True)
+                asked, asked_score = rest_turn.intent, round(rest_turn.intent_score, 4)
         scenario = None if result.ambiguous else result.scenario
         confidence = result.confidence
         amount = extract_amount(text)
@@ -316,14 +351,18 @@ class Understander:
             also=[s for s in result.also if s != result.scenario],
             amount=amount,
             number=number,
-            flags=self.progress_flags(text),
+            flags=flags,
+            asked=asked,
+            asked_score=asked_score,
             patterns=self._patterns(text, result.scenario),
             intent=turn.intent,
             intent_score=round(turn.intent_score, 4),
             alternatives=turn.top,
             story_score=round(turn.story_score, 4),
             moves=self.live_moves(text),
-            emotion=_any(self._emotion, text),
+            emotion=self_blame or _any(self._emotion, text),
+            self_blame=self_blame,
+            below_line=amount is not None and _any(self._below, text),
             question=question,
             chars=len(digits),
             closing=closing,

@@ -212,6 +212,10 @@ class TurnWords(_Strict):
     social: dict[str, list[str]] = Field(description="thanks / bye / greeting / emotion / ack phrasings")
     emotion_cues: list[str] = Field(description="Regexes: the message carries fear or panic")
     question_cues: list[str] = Field(description="Regexes: the message asks something")
+    self_blame_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes: the user blames themself (我是不是很蠢); comforted first even when asked as a question"))
+    below_line_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes just before an amount: the user means less than it (不到三千)"))
     synonyms: dict[str, list[str]] = Field(
         default_factory=dict, description="Canonical word → variants, folded before phrase similarity")
     closing_cues: list[str] = Field(default_factory=list, description="Regexes on the squashed text: thanks or a sign-off")

@@ -347,10 +347,42 @@ def test_questions_that_start_like_a_sign_off_are_not_closings(und: Understander
     assert not und.understand(text).closing
 
 
-def test_self_blame_gets_a_calm_line_not_not_understood(chat: Chat, kb: KnowledgeBase) -> None:
+@pytest.mark.parametrize("text", ["我真是太笨了 好蠢啊", "我是不是很傻啊 这么明显都信", "都怪我 不该信他的吧"])
+def test_self_blame_gets_a_comforting_line_even_as_a_question(chat: Chat, kb: KnowledgeBase, text: str) -> None:
+    """Self-blame is comforted first, even when asked as a question (not answered as 'is it a scam')."""
     _in(chat, "fraud_victim")
-    out = chat.say("我真是太笨了 好蠢啊")
-    assert out.startswith(render_text(kb, "calm")) and "没太明白" not in out
+    out = chat.say(text)
+    assert out.startswith(render_text(kb, "self_blame")) and "没太明白" not in out
+
+
+@pytest.mark.parametrize("text", ["那个傻骗子又打电话来了", "他说我笨 让我再转一笔"])
+def test_calling_someone_else_names_is_not_self_blame(und: Understander, text: str) -> None:
+    assert not und.understand(text).self_blame
+
+
+def test_progress_with_a_question_gets_the_ack_and_the_answer(chat: Chat, kb: KnowledgeBase) -> None:
+    """"报警了 … 钱多久能回来": the report is remembered and the question is answered too."""
+    _in(chat, "fraud_victim")
+    out = chat.say("报警了 派出所给了回执 钱多久能回来啊")
+    assert "已记下" in out
+    assert render(kb, kb.qa["how_long"].by_scenario.get("fraud_victim", kb.qa["how_long"].answer)).split("\n")[0] in out
+
+
+@pytest.mark.parametrize("text", ["就1200 要不要报警", "不到三千是不是就不管了", "才800块 警察会立案吗"])
+def test_a_reporting_question_with_a_small_amount_gets_the_small_amount_answer(chat: Chat, kb: KnowledgeBase, text: str) -> None:
+    _in(chat, "fraud_victim")
+    out = chat.say(text)
+    assert render(kb, kb.qa["small_amount"].answer).split("\n")[0] in out
+
+
+@pytest.mark.parametrize("text", ["谢谢 你比那些客服靠谱多了", "好 我让我姐也发个朋友圈提醒下 谢啦", "ok 我明天去银行拿材料"])
+def test_thanks_or_a_plan_with_more_words_is_a_close(und: Understander, text: str) -> None:
+    assert und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["谢谢 那钱还能追回吗", "我明天去派出所要带啥"])
+def test_thanks_or_a_plan_followed_by_a_question_is_not_a_close(und: Understander, text: str) -> None:
+    assert not und.understand(text).closing
 
 
 def test_a_long_story_ending_in_thanks_is_a_close(und: Understander) -> None:
@@ -398,3 +430,30 @@ def test_progress_said_twice_is_acknowledged_not_answered_as_a_how_to(kb: Knowle
     assert "frozen" in s.done
     assert "冻结帐号 → 开始冻结" not in "\n".join(again)
     assert "已记下" in "\n".join(again) or "还需要做" in "\n".join(again)
+
+
+@pytest.mark.parametrize("text", ["有人说是公安局的 说我涉嫌洗钱 要视频做笔录", "对方说他是警察，还说要视频做笔录"])
+def test_a_quote_carried_on_in_the_next_clause_is_still_not_a_report(und: Understander, text: str) -> None:
+    """The scammer's "要视频做笔录" after "有人说…" is a scam sign, not the user's police report."""
+    assert "reported" not in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["我打110了 警察说马上过来", "刚打过110了"])
+def test_calling_110_said_plainly_is_a_report(und: Understander, text: str) -> None:
+    assert "reported" in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["懂了 回去就跟他说 谢谢你啊小同志", "好 听你的 我去睡一会", "你说的我记下了 我去跟他爸妈说",
+                                  "好 我先去报警 回头再来问你"])
+def test_an_ack_then_a_plan_is_a_close(und: Understander, text: str) -> None:
+    assert und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["好 我去派出所要带啥", "懂了 那我明天去银行要带什么"])
+def test_an_ack_then_a_question_is_not_a_close(und: Understander, text: str) -> None:
+    assert not und.understand(text).closing
+
+
+@pytest.mark.parametrize("text", ["我差点就转了 现在手还在抖", "警察会问啥 我脑子现在一片空白"])
+def test_fear_in_other_words_is_heard(und: Understander, text: str) -> None:
+    assert und.understand(text).emotion
