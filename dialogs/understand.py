@@ -138,10 +138,10 @@ def understood(**values: Any) -> Understood:
     """``Understood.model_construct(**values)`` without its per-field loop (hot path).
 
     Every value is built in ``understand`` with its declared type, so there is nothing to
-    validate; pydantic's ``model_construct`` still walks all 25 fields in Python (≈ 10 µs, and
+    validate; pydantic's ``model_construct`` still walks every field in Python (≈ 10 µs, and
     validation through ``Understood(...)`` about as much, on every message). This fills the
     same ``__dict__`` (field order, fresh lists for the defaults not given), fields-set, extra
-    and private slots; ``tests/test_dialogs.py`` checks it equals ``model_construct``.
+    and private slots; ``tests/test_fast_paths.py`` checks it equals ``model_construct``.
     """
     d = {**_DEFAULTS, **values}
     for name, factory in _FACTORIES:
