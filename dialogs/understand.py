@@ -23,10 +23,11 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
-from typing import Any, TypedDict, cast
+from typing import TypedDict
 
 from pydantic import BaseModel, Field
 
+from dialogs.construct import fast_constructor
 from knowledge.amounts import extract_amount
 from knowledge.clauses import prenormalize as _prenormalize
 from knowledge.matcher import Matcher
@@ -126,34 +127,9 @@ class _Base(TypedDict):
     truncated: bool
 
 
-_DEFAULTS: dict[str, Any] = {}
-_FACTORIES: list[tuple[str, Callable[[], Any]]] = []
-for _name, _field in Understood.model_fields.items():
-    _DEFAULTS[_name] = None if _field.default_factory is not None else _field.default
-    if _field.default_factory is not None:
-        _FACTORIES.append((_name, cast(Callable[[], Any], _field.default_factory)))
-
-
-def understood(**values: Any) -> Understood:
-    """``Understood.model_construct(**values)`` without its per-field loop (hot path).
-
-    Every value is built in ``understand`` with its declared type, so there is nothing to
-    validate; pydantic's ``model_construct`` still walks every field in Python (≈ 10 µs, and
-    validation through ``Understood(...)`` about as much, on every message). This fills the
-    same ``__dict__`` (field order, fresh lists for the defaults not given), fields-set, extra
-    and private slots; ``tests/test_fast_paths.py`` checks it equals ``model_construct``.
-    """
-    d = {**_DEFAULTS, **values}
-    for name, factory in _FACTORIES:
-        if name not in values:
-            d[name] = factory()
-    m = Understood.__new__(Understood)
-    _set = object.__setattr__
-    _set(m, "__dict__", d)
-    _set(m, "__pydantic_fields_set__", set(values))
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
-    return m
+understood: Callable[..., Understood] = fast_constructor(Understood)
+"""``Understood.model_construct`` without its per-field loop (``dialogs.construct``): every
+message builds one, with values already of the declared types."""
 
 
 def squash(text: str) -> str:

@@ -212,13 +212,10 @@ class Scanner:
     # ------------------------------------------------------------------ matching
 
     def _matches(self, norm: str) -> list[tuple[_Rule, list[str]]]:
-        """The first matching rule of each pattern, in rule order; only the rules the
-        character screen leaves are run (``knowledge.literals``: the others cannot match)."""
         out: list[tuple[_Rule, list[str]]] = []
         seen: set[str] = set()
-        rules = self._rules
-        for i in self._screen.candidates(norm):
-            rule = rules[i]
+        for i in self._screen.candidates(norm):  # the rules it leaves out cannot match
+            rule = self._rules[i]
             if rule.pattern in seen:
                 continue
             hits = rule.search(norm)

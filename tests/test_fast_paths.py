@@ -1,6 +1,6 @@
 """Hot-path shortcuts give exactly what the general code gives.
 
-``dialogs.understand.understood`` stands in for ``Understood.model_construct`` (and for the
+``dialogs.understand.understood`` (``dialogs.construct``) stands in for ``Understood.model_construct`` (and for the
 validating constructor on command, choice and empty messages); ``bot.metrics.child`` for
 ``labels``; ``knowledge.render``'s expanded-template cache for expanding every time.
 """
@@ -68,3 +68,15 @@ def test_render_cache_follows_the_knowledge_base(kb: KnowledgeBase) -> None:
     for _ in range(2):  # an unknown id fails every time, not only the first
         with pytest.raises(RenderError):
             render(kb, "{hotline:nope}")
+
+
+def test_fast_constructor_refuses_what_model_construct_handles_differently() -> None:
+    from pydantic import BaseModel, Field
+
+    from dialogs.construct import fast_constructor
+
+    class Aliased(BaseModel):
+        x: int = Field(default=0, alias="y")
+
+    with pytest.raises(TypeError):
+        fast_constructor(Aliased)
