@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from stdnum import luhn
 from stdnum.cn import ric
@@ -83,6 +84,21 @@ def valid_id_number(s: str) -> bool:
     return True
 
 
+def looks_like_id(digits: str, text: str) -> bool:
+    """18 characters that fail the check digit but read as an ID number: the message says 身份证,
+    or the birth-date part is a real date. Only the warning's wording depends on it (the number
+    is redacted either way)."""
+    if len(digits) != 18 or not digits[:17].isdigit():
+        return False
+    if "身份证" in text:
+        return True
+    try:
+        date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
+    except ValueError:
+        return False
+    return 1900 <= int(digits[6:10]) <= 2030
+
+
 def luhn_ok(digits: str) -> bool:
     """Luhn checksum used by bank card numbers (python-stdnum; same verdicts as the
     hand-written loop it replaced on 20,000 random 16-digit numbers, 9 µs vs 6 µs a call)."""
@@ -118,7 +134,9 @@ def redact(text: str) -> Redaction:
     def long_digits(m: re.Match[str]) -> str:
         digits = re.sub(r"[ \-]", "", m.group(1))
         if digits[-1] in "Xx":
-            kind = "id_number" if valid_id_number(digits) else "digits"
+            kind = "id_number" if valid_id_number(digits) or looks_like_id(digits, text) else "digits"
+        elif looks_like_id(digits, text):
+            kind = "id_number"  # a mistyped ID is still an ID: the warning should say so
         elif 13 <= len(digits) <= 19 and luhn_ok(digits):
             kind = "bank_card"
         elif len(digits) == 11 and digits.startswith("1") and digits[1] in "3456789":

@@ -145,6 +145,10 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.move
     if s.last_move and in_flow(s) and u.stopped:
         return Act.move_stopped
+    if (in_flow(s) and s.scenario == "scam_check" and not u.moves
+            and (u.stopped or "contact_stopped" in u.flags)
+            and (not u.question or (u.intent or "").startswith("cmd:"))):
+        return Act.move_stopped  # "没给 挂了 接下来咋办": what to do now that it has stopped
     if s.last_move and in_flow(s) and u.did:  # "已经开了": the countermeasure for what was done
         return Act.move_done
     if names_situation(s, u):

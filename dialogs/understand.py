@@ -53,8 +53,9 @@ _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 _EMOJI_OR_SYMBOL = {"So", "Sk", "Cs", "Co", "Cn", "Zs", "Cc", "Cf", "Mn"}
 _NUMBER_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8}
 _STOPPED_RE = re.compile(
-    r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6})?(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
-"""A short report that the user stopped what the scammer asked ("关了", "软件删了")."""
+    r"^(?:我)?(?:已经?|刚刚?)?(?:把.{0,6}|[^，,。\s没未不别要]{1,5}?(?:已经?|刚刚?|也|都)?)?"
+    r"(?:关|删|卸|挂|退出|断开|停|关闭|卸载|删除|挂断|退)(?:了|掉了|掉|好了|完了)")
+"""A report that the user stopped what the scammer asked ("关了", "软件删了", "屏幕已经关了")."""
 _DID_RE = re.compile(
     r"^(?:我|可是|但是|但)?(?:已经?|刚刚?|早就?|都)?(?:已经?)?(?:开|给|装|下载?|输|填|转|点|扫|发|告诉|说|打开|安装)(?:了|过了|好了|完了|进去了|过去了|出去了)(?:啊|呀|怎么办|咋办|咋整|怎么弄)?$")
 """A short report that the user already did what the scammer asked ("已经开了", "给了")."""
@@ -342,7 +343,7 @@ class Understander:
             question=question,
             chars=len(digits),
             closing=closing,
-            stopped=_STOPPED_RE.search(digits) is not None,
+            stopped=_STOPPED_RE.search(digits) is not None and _THIRD_PERSON.match(digits) is None,
             did=len(digits) <= DID_MAX_CHARS and _DID_RE.search(digits) is not None,
             **base,
         )

@@ -31,3 +31,14 @@ def test_an_impossible_id_is_still_redacted_as_a_long_number() -> None:
 def test_luhn() -> None:
     assert luhn_ok("4111111111111111") and luhn_ok("79927398713")
     assert not luhn_ok("4111111111111112") and not luhn_ok("79927398710")
+
+
+def test_a_mistyped_id_number_is_still_called_an_id_number_in_the_warning() -> None:
+    """18 digits that fail the check digit but say 身份证 (or carry a real birth date) are warned
+    about as an ID number; the number itself is redacted either way."""
+    from bot.privacy import redact
+
+    for text in ("我身份证号是 320102199507083316 你帮我查下", "350102195503124417"):
+        red = redact(text)
+        assert red.kinds == {"id_number"} and "3201021995" not in red.text and "3501021955" not in red.text
+    assert redact("订单号 123456789012345678").kinds == {"digits"}

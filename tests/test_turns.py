@@ -457,3 +457,21 @@ def test_an_ack_then_a_question_is_not_a_close(und: Understander, text: str) -> 
 @pytest.mark.parametrize("text", ["我差点就转了 现在手还在抖", "警察会问啥 我脑子现在一片空白"])
 def test_fear_in_other_words_is_heard(und: Understander, text: str) -> None:
     assert und.understand(text).emotion
+
+
+@pytest.mark.parametrize("text", ["我没给 挂了 接下来咋办", "拉黑了 然后呢"])
+def test_hanging_up_on_a_live_scam_gets_what_to_do_now(chat: Chat, kb: KnowledgeBase, text: str) -> None:
+    """In a live scam with no move named, "挂了/拉黑了" gets the what-now list, not the next scam pattern."""
+    _in(chat, "scam_check")
+    assert render_text(kb, "live_after") in chat.say(text)
+
+
+def test_the_scammer_deleting_the_user_is_not_the_user_stopping(und: Understander) -> None:
+    assert not und.understand("对方把我删了").stopped
+    assert und.understand("屏幕已经关了").stopped
+
+
+def test_a_new_detail_in_the_flow_gets_its_curated_answer_not_the_next_page(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("找到了 账单上写的是亲属卡消费 给一个不认识的人开的")
+    assert render(kb, kb.qa["qinshuka"].by_scenario.get("wallet_loss", kb.qa["qinshuka"].answer)) in out
