@@ -108,6 +108,8 @@ def intent_wins(u: Understood, flow: bool = False) -> bool:
         return False
     if u.intent.startswith("social:") and u.intent_score < SOCIAL_MIN:
         return False  # "应该没事吧" is not "没事了"
+    if u.intent == "social:emotion" and not u.emotion:
+        return False  # "号是被人偷了吗 要怎么办" resembles "我该怎么办啊" but says no feeling
     if flow and u.question and u.intent_score >= FLOW_QUESTION_MIN:
         return True
     if u.intent_score >= INTENT_STRONG:

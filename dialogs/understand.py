@@ -253,6 +253,8 @@ class Understander:
         if not cues:
             return False
         for clause in _CLAUSE_RE.split(self._own_words(text)):
+            if _THIRD_PERSON.match(clause):  # "他又转了我两百": money coming in, someone else's doing
+                continue
             for p in cues:
                 m = p.search(clause)
                 if m is None:
