@@ -117,12 +117,12 @@ class Pipeline:
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Answer one message. Never raises; never returns a reply twice for one msg id."""
         started = time.perf_counter()
-        metrics.MESSAGES_IN.labels(msg.channel, msg.kind).inc()
+        metrics.child(metrics.MESSAGES_IN, msg.channel, msg.kind).inc()
         outcome = await self._handle(msg)
         metrics.LATENCY.observe(time.perf_counter() - started)
-        metrics.REPLIES_OUT.labels(msg.channel).inc(len(outcome.replies))
+        metrics.child(metrics.REPLIES_OUT, msg.channel).inc(len(outcome.replies))
         if outcome.scenario:
-            metrics.SCENARIOS.labels(outcome.scenario).inc()
+            metrics.child(metrics.SCENARIOS, outcome.scenario).inc()
         return outcome
 
     async def _handle(self, msg: IncomingMessage) -> Outcome:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from typing import TypedDict
 
 from pydantic import BaseModel, Field
 
+from dialogs.construct import fast_constructor
 from knowledge.amounts import extract_amount
 from knowledge.clauses import prenormalize as _prenormalize
 from knowledge.matcher import Matcher
@@ -124,6 +126,11 @@ class _Base(TypedDict):
     secrets: list[str]
     personal: list[str]
     truncated: bool
+
+
+understood: Callable[..., Understood] = fast_constructor(Understood)
+"""``Understood.model_construct`` without its per-field loop (``dialogs.construct``): every
+message builds one, with values already of the declared types."""
 
 
 def squash(text: str) -> str:
@@ -270,13 +277,13 @@ class Understander:
         """Classify one redacted message; ``secrets``/``personal`` come from redaction."""
         base: _Base = {"secrets": sorted(secrets), "personal": sorted(personal), "truncated": truncated}
         if is_meaningless(text):
-            return Understood(empty=not (secrets or personal), **base)
+            return understood(empty=not (secrets or personal), **base)
         command = parse_command(text, self._commands)
         if command is not None:
-            return Understood(command=command, **base)
+            return understood(command=command, **base)
         choice = parse_choice(text)
         if choice is not None:
-            return Understood(choice=choice, **base)
+            return understood(choice=choice, **base)
         digits = squash(text)
         number = int(digits) if digits.isdigit() and len(digits) <= 9 else None
         result = self.matcher.classify(text)
@@ -314,9 +321,9 @@ class Understander:
         elif (live or (scenario is None and "account_stolen" in candidates)) and self._said(text, self._lost_account):
             # "验证码发给他了 现在微信退出登录了": the account is already taken
             scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
-        # model_construct: every field is built right here with its declared type, and this
-        # is the hot path (validation cost more than the classification)
-        return Understood.model_construct(
+        # every field is built right here with its declared type, and this is the hot path
+        # (validation cost more than the classification): see ``understood``
+        return understood(
             scenario=scenario,
             confidence=confidence,
             candidates=candidates,

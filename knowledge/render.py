@@ -67,9 +67,31 @@ def _expand_ref(kb: KnowledgeBase, kind: str, ref_id: str) -> str:
         raise RenderError(f"unknown {kind} id {ref_id!r}") from exc
 
 
+_EXPANDED: dict[str, tuple[KnowledgeBase, str]] = {}
+"""template → (the knowledge base it was expanded for, the template with its references
+expanded). The expansion depends on nothing else, the knowledge base is frozen and loaded
+once, and a dialog step renders the same few templates again and again (the legal note alone
+on most replies: ≈ 10 µs a time). A different knowledge base object (the tests build
+variants) misses and takes the entry over."""
+_EXPANDED_MAX = 4096
+"""Templates are the knowledge base's own, a few hundred; the bound only keeps the cache from
+growing should a caller ever render built strings."""
+
+
+def _expand_refs(kb: KnowledgeBase, template: str) -> str:
+    hit = _EXPANDED.get(template)
+    if hit is not None and hit[0] is kb:
+        return hit[1]
+    text = REF_RE.sub(lambda m: _expand_ref(kb, m.group(1), m.group(2)), template)
+    if len(_EXPANDED) >= _EXPANDED_MAX:
+        _EXPANDED.clear()
+    _EXPANDED[template] = (kb, text)
+    return text
+
+
 def render(kb: KnowledgeBase, template: str, variables: Mapping[str, object] | None = None) -> str:
     """Expand registry references, then ``{name}`` variables, in one template."""
-    text = REF_RE.sub(lambda m: _expand_ref(kb, m.group(1), m.group(2)), template)
+    text = _expand_refs(kb, template)
     if "{" not in text:
         return text
     values = variables or {}

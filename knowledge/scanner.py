@@ -39,6 +39,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from knowledge.group_signals import Signals, default_signals
+from knowledge.literals import CharScreen
 from knowledge.loader import DATA_DIR
 from knowledge.matcher import Matcher
 from knowledge.normalize import normalize
@@ -160,6 +161,7 @@ class Scanner:
         signals: Signals | None = None,
     ) -> None:
         self._rules = rules
+        self._screen = CharScreen([r.regexes for r in rules])
         self._alertable = alertable
         self._ad = ad_model
         self._ad_col = ad_model.classes.index(AD_LABEL)
@@ -212,7 +214,8 @@ class Scanner:
     def _matches(self, norm: str) -> list[tuple[_Rule, list[str]]]:
         out: list[tuple[_Rule, list[str]]] = []
         seen: set[str] = set()
-        for rule in self._rules:
+        for i in self._screen.candidates(norm):  # the rules it leaves out cannot match
+            rule = self._rules[i]
             if rule.pattern in seen:
                 continue
             hits = rule.search(norm)
