@@ -183,7 +183,7 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         return Act.progress
     if _amount_answer(s, u):
         return Act.amount
-    if u.emotion and not u.question and u.chars <= EMOTION_MAX_CHARS and (
+    if u.emotion and (not u.question or u.intent == "social:emotion") and u.chars <= EMOTION_MAX_CHARS and (
             u.scenario in (None, "out_of_scope") or (in_flow(s) and u.scenario == s.scenario)):
         return Act.emotion  # "我心里好慌啊": one calm line and the next action, not 没看懂
     if u.scenario is not None:

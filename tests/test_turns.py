@@ -522,3 +522,11 @@ def test_a_fee_to_unfreeze_the_users_own_account_starts_account_frozen(chat: Cha
 def test_a_loan_scam_that_claims_a_freeze_stays_a_live_scam(chat: Chat) -> None:
     chat.say("网上贷款说我银行卡号填错了 账户冻结 要交3000解冻才能放款")
     assert chat.s.scenario == "scam_check"
+
+
+def test_fear_with_a_what_now_question_gets_calm_and_the_current_step(chat: Chat, kb: KnowledgeBase) -> None:
+    """"现在怎么办 我妈一直哭": no curated question is near, so not the nearest one's answer — the calm
+    line and where the user is."""
+    _in(chat, "fraud_victim")
+    out = chat.say("现在怎么办 我妈一直哭")
+    assert out.startswith(render_text(kb, "calm")) and "\n".join(chat.dialog.show(chat.s)) in out
