@@ -389,6 +389,12 @@ class Dialog:
             return self.on_unclear(s, u)
         if u.flags and in_flow(s):  # "冻结了 然后呢": remember it, then go on
             s.done.extend(f for f in u.flags if f not in s.done)
+        if (u.command is None and command in (Command.next, Command.first) and in_flow(s)
+                and s.scenario == "scam_check"):
+            # "我还要做什么吗" in a live scam asks what to do, not for the next scam pattern
+            # (the exact word 下一步 still pages through them, as the urgent reply offers)
+            s.state = "scenario"
+            return [render_text(self.kb, "live_after")]
         return self.COMMANDS[command](self, s, u)
 
     def on_resume(self, s: Session, u: Understood) -> Replies:
