@@ -532,7 +532,7 @@ def test_fear_with_a_what_now_question_gets_calm_and_the_current_step(chat: Chat
     assert out.startswith(render_text(kb, "calm")) and "\n".join(chat.dialog.show(chat.s)) in out
 
 
-@pytest.mark.parametrize("text", ["我还要做什么吗", "现在还要干嘛"])
+@pytest.mark.parametrize("text", ["我还要做什么吗", "接下来我要做什么"])
 def test_what_now_asked_in_a_live_scam_gets_what_to_do(chat: Chat, kb: KnowledgeBase, text: str) -> None:
     """In scam_check a natural "what else should I do" gets the what-now list; the exact word
     下一步 still shows the next scam pattern, as the urgent reply offers."""
