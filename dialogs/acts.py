@@ -192,7 +192,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
         if in_flow(s) and u.scenario == "out_of_scope":
             return Act.off_topic
         if in_flow(s) and u.confidence < (
-                QUESTION_SWITCH_MIN_CONFIDENCE if u.question
+                ENTER_MIN_CONFIDENCE if s.scenario == "out_of_scope"  # nothing to stay in
+                else QUESTION_SWITCH_MIN_CONFIDENCE if u.question
                 else URGENT_SWITCH_MIN_CONFIDENCE if u.scenario in URGENT_SWITCH else SWITCH_MIN_CONFIDENCE):
             return Act.same_story
         return Act.switch if in_flow(s) else Act.enter

@@ -74,6 +74,9 @@ closer (the story with 怎么办 after it)."""
 
 OOS_SETTLES = 0.80
 """An out-of-scope question answered outside a flow puts the session in out_of_scope at this confidence."""
+QA_MOVES_FLOW = 0.95
+"""Mid-flow, a curated question whose home situation (its first scenario) the matcher reads with
+this confidence moves the flow there: the next "然后呢" goes on with that situation's steps."""
 
 MOVE_KEEPS_SCENARIO = 0.75
 """A first message with a live-scam move starts the situation the matcher is this sure of
@@ -514,6 +517,10 @@ class Dialog:
         if not in_flow(s) and u.scenario == "out_of_scope" and u.confidence >= OOS_SETTLES:
             s.push()  # "房东不退押金能告他吗": answered, and the next message is read in that context
             s.state, s.scenario, s.step, s.offered = "scenario", "out_of_scope", 0, []
+        if (in_flow(s) and entry.scenarios and u.scenario == entry.scenarios[0] != s.scenario
+                and u.confidence >= QA_MOVES_FLOW):
+            s.push()  # "我是不是也被盗了" mid fraud_victim: answered, and the flow is now the stolen account
+            s.state, s.scenario, s.step, s.offered = "scenario", u.scenario, 0, []
         if u.flags and in_flow(s):
             s.done.extend(f for f in u.flags if f not in s.done)
         template = entry.by_scenario.get(s.scenario or "", entry.answer) if in_flow(s) else entry.answer  # type: ignore[call-overload]

@@ -74,6 +74,10 @@ _THANKS_AT_START = re.compile(r"^(?:好的?|嗯+|ok|行|哦)?(?:谢谢|多谢|�
 """Thanks said first ("谢谢 你比那些客服靠谱多了"): with no question after it, a close."""
 _ASKS = re.compile(r"[吗么嘛？?]|怎么|咋|啥|什么|哪|多少|多久|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
 """A real question after thanks (the question cues also count 靠谱/有用, which praise can use)."""
+_NEW_TOPIC = re.compile(r"^(?:算了|好吧|哦|嗯)?[\s,，。!！]*(?:(?:对了|另外|顺便问一?下|还有(?:个|一个|件|一件)?(?:事|事情|问题)?)"
+                        r"[\s,，。：:!！]+)+")
+"""A topic-change opener ("算了 还有个事 …", "对了 …"): the phrasing match reads what follows, so
+"还有个事" is not the command "还有呢"."""
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
 """A clause that carries on someone else's words after a quote ("…说我涉嫌洗钱 要视频做笔录")."""
 _BORROWED = re.compile(r"(?:找|向|问|管|跟)我借")
@@ -291,7 +295,8 @@ class Understander:
         result = self.matcher.classify(text)
         candidates = [sid for sid, _ in result.ranked[:3]]
         question = _any(self._question, text)
-        turn = self.turns.match(text, result.scenario, question or _any(self._emotion, text))
+        topic = _NEW_TOPIC.sub("", text, count=1) or text
+        turn = self.turns.match(topic, result.scenario, question or _any(self._emotion, text))
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = (len(digits) <= CLOSING_MAX_CHARS or (
             len(digits) <= CLOSING_PLAN_MAX_CHARS and _ASKS.search(digits) is None

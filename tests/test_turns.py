@@ -504,6 +504,29 @@ def test_law_asked_out_of_scope_names_12348_not_the_menu(chat: Chat, kb: Knowled
     assert "12348" in out and out != "\n".join(Dialog(kb).menu(Session()))
 
 
+def test_a_topic_change_opener_is_not_the_command_to_go_on(und: Understander) -> None:
+    """"算了 还有个事 …": "还有个事" opens a new topic; it is not "还有呢" (next page)."""
+    u = und.understand("算了 还有个事 我朋友让我借他微信号用几天")
+    assert u.intent != "cmd:next"
+
+
+def test_a_situation_named_after_an_out_of_scope_question_is_entered(chat: Chat) -> None:
+    """Out of scope there is no flow to stay in: a story that names a situation starts it,
+    even when it is asked as a question ("老板让我把微信借给他用几天")."""
+    _in(chat, "out_of_scope")
+    chat.say("老板说让我把微信借给他用几天 抵一部分工资")
+    assert chat.s.scenario == "account_rental"
+
+
+def test_a_question_whose_home_is_another_situation_moves_the_flow_there(chat: Chat, kb: KnowledgeBase) -> None:
+    """Mid fraud_victim, "我的微信在另一台设备登录了 不是我 是不是被盗了" is answered, and the
+    next "然后呢" goes on with the stolen-account steps."""
+    _in(chat, "fraud_victim")
+    out = chat.say("我刚收到提醒说我的微信在另一台设备登录了 不是我 我是不是也被盗了")
+    assert render(kb, kb.qa["am_i_stolen"].answer) in out
+    assert chat.s.scenario == "account_stolen"
+
+
 @pytest.mark.parametrize("text", ["我想贷款5万 平台说要先交3000保证金 交了马上放款", "短信说百万保障要到期 每月扣500 给了个电话"])
 def test_a_promise_or_a_phone_number_given_is_not_money_paid(und: Understander, text: str) -> None:
     assert und.understand(text).scenario != "fraud_victim"
