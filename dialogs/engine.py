@@ -75,7 +75,7 @@ closer (the story with 怎么办 after it)."""
 OOS_SETTLES = 0.80
 """An out-of-scope question answered outside a flow puts the session in out_of_scope at this confidence."""
 
-MOVE_KEEPS_SCENARIO = 0.75
+MOVE_KEEPS_SCENARIO = 0.55
 """A first message with a live-scam move starts the situation the matcher is this sure of
 (the countermeasure follows); otherwise it starts scam_check."""
 

@@ -502,3 +502,11 @@ def test_law_asked_out_of_scope_names_12348_not_the_menu(chat: Chat, kb: Knowled
     _in(chat, "out_of_scope")
     out = chat.say("法律依据")
     assert "12348" in out and out != "\n".join(Dialog(kb).menu(Session()))
+
+
+def test_a_frozen_account_with_an_unfreeze_offer_stays_frozen_and_gets_the_countermeasure(
+        chat: Chat, kb: KnowledgeBase) -> None:
+    """MOVE_KEEPS_SCENARIO: a fairly sure situation keeps its flow; the move's countermeasure comes with it."""
+    out = chat.say("我支付宝跟微信都被冻了 网上找了个解冻的 让我先交1000保证金")
+    assert chat.s.scenario == "account_frozen"
+    assert render(kb, kb.moves["fee_first"].answer) in out
