@@ -457,6 +457,11 @@ class Dialog:
         elif (not in_flow(s) and u.scenario not in (None, "scam_check", "out_of_scope")
               and u.confidence >= MOVE_KEEPS_SCENARIO):
             target = u.scenario or "scam_check"  # "快递信息被泄露，有人冒充客服理赔": the leak, plus the countermeasure
+        elif (not in_flow(s) and "account_frozen" in u.candidates[:2] and (in_place or u.scenario == "account_frozen")
+              and not (u.scenario == "scam_check" and u.confidence >= MOVE_KEEPS_SCENARIO)):
+            # "微信被冻了 有人说交1000能解": the user's freeze, with the fee answered in it (a scam
+            # the matcher is sure of — "网贷说账户冻结 要交钱解冻" — stays scam_check)
+            target = "account_frozen"
         else:
             target = "scam_check"
         return self.enter(s, target, u)

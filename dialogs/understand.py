@@ -76,6 +76,8 @@ _ASKS = re.compile(r"[吗么嘛？?]|怎么|咋|啥|什么|哪|多少|多久|能
 """A real question after thanks (the question cues also count 靠谱/有用, which praise can use)."""
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
 """A clause that carries on someone else's words after a quote ("…说我涉嫌洗钱 要视频做笔录")."""
+_BORROWED = re.compile(r"(?:找|向|问|管|跟)我借")
+"""Someone (a friend's account, as it turns out) asked the user for money."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
 
@@ -317,6 +319,10 @@ class Understander:
                 self._said(text, self._paid) or (self._any_move.search(_prenormalize(text)) is not None
                                                  and self._said(text, self._loss))):
             # "让我转到安全账户 我转了4万5": the scam already took money, whatever it looked like
+            scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
+        elif (amount is not None and scenario in (None, "account_stolen", "scam_check") and _BORROWED.search(text)
+              and self._said(text, self._paid)):
+            # "同学找我借钱 我转了2k 结果他号被盗了": the user paid whoever had the friend's account
             scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
         elif (live or (scenario is None and "account_stolen" in candidates)) and self._said(text, self._lost_account):
             # "验证码发给他了 现在微信退出登录了": the account is already taken

@@ -27,12 +27,13 @@ PAID_RE = re.compile(
     r"(?<![给向])(?:我|已经|已|都|又|先后|陆续|一共|总共|前后)?"
     r"(?:转了|转过去|转过|充了|充进去|付了|付过|交了|打过去|打进去|汇了|汇过去|被扣了|扣了我|被骗走|骗走了|骗了我"
     r"|投了|投进去|垫了|垫付了|垫进去|被划走|划走了|钱就没了|钱都没了|收了我|我交了|我转了|我付了)"
-    r"(?!我|一分|几毛|0\.01)"
+    r"(?!我|一分|几毛|0\.01|就|马上|立刻|才|以后就)"
 )
 """The user says money has already left ("充了十几万进去", "转了之后人就消失了"). scenarios.md:
 in scam_check, "if the user already paid → fraud_victim" — whose first reply also says to stop
 paying — so a scam_check reading with this cue hands over to fraud_victim. "给我转了…" and
-"转了我一分钱" (money *to* the user, a classic test transfer) do not count."""
+"转了我一分钱" (money *to* the user, a classic test transfer) do not count, nor does the
+scammer's promise "交了马上放款" (a condition, not a payment)."""
 
 THIRD_PARTY_STOLEN_RE = re.compile(
     r"(?:他|她|对方|朋友|同学|同事|亲戚|领导|老板|熟人|[姨舅姑叔伯姐哥弟妹爸妈]|闺蜜)(?:的)?(?:微信|号|帐号|账号|qq)?"

@@ -510,3 +510,23 @@ def test_a_frozen_account_with_an_unfreeze_offer_stays_frozen_and_gets_the_count
     out = chat.say("我支付宝跟微信都被冻了 网上找了个解冻的 让我先交1000保证金")
     assert chat.s.scenario == "account_frozen"
     assert render(kb, kb.moves["fee_first"].answer) in out
+
+
+@pytest.mark.parametrize("text", ["我想贷款5万 平台说要先交3000保证金 交了马上放款", "短信说百万保障要到期 每月扣500 给了个电话"])
+def test_a_promise_or_a_phone_number_given_is_not_money_paid(und: Understander, text: str) -> None:
+    assert und.understand(text).scenario != "fraud_victim"
+
+
+def test_paying_a_friend_who_asked_to_borrow_is_fraud_victim(und: Understander) -> None:
+    u = und.understand("我同学wx找我借钱 说急用 我转了2k 结果打电话给他 他说号被盗了根本没借")
+    assert u.scenario == "fraud_victim"
+
+
+def test_a_fee_to_unfreeze_the_users_own_account_starts_account_frozen(chat: Chat) -> None:
+    chat.say("我支付宝跟微信都被冻了 网上找了个解冻的 让我先交1000保证金")
+    assert chat.s.scenario == "account_frozen"
+
+
+def test_a_loan_scam_that_claims_a_freeze_stays_a_live_scam(chat: Chat) -> None:
+    chat.say("网上贷款说我银行卡号填错了 账户冻结 要交3000解冻才能放款")
+    assert chat.s.scenario == "scam_check"
