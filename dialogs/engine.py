@@ -78,7 +78,7 @@ QA_MOVES_FLOW = 0.95
 """Mid-flow, a curated question whose home situation (its first scenario) the matcher reads with
 this confidence moves the flow there: the next "然后呢" goes on with that situation's steps."""
 
-MOVE_KEEPS_SCENARIO = 0.75
+MOVE_KEEPS_SCENARIO = 0.55
 """A first message with a live-scam move starts the situation the matcher is this sure of
 (the countermeasure follows); otherwise it starts scam_check."""
 

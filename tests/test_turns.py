@@ -527,6 +527,14 @@ def test_a_question_whose_home_is_another_situation_moves_the_flow_there(chat: C
     assert chat.s.scenario == "account_stolen"
 
 
+def test_a_frozen_account_with_an_unfreeze_offer_stays_frozen_and_gets_the_countermeasure(
+        chat: Chat, kb: KnowledgeBase) -> None:
+    """MOVE_KEEPS_SCENARIO: a fairly sure situation keeps its flow; the move's countermeasure comes with it."""
+    out = chat.say("我支付宝跟微信都被冻了 网上找了个解冻的 让我先交1000保证金")
+    assert chat.s.scenario == "account_frozen"
+    assert render(kb, kb.moves["fee_first"].answer) in out
+
+
 @pytest.mark.parametrize("text", ["我想贷款5万 平台说要先交3000保证金 交了马上放款", "短信说百万保障要到期 每月扣500 给了个电话"])
 def test_a_promise_or_a_phone_number_given_is_not_money_paid(und: Understander, text: str) -> None:
     assert und.understand(text).scenario != "fraud_victim"
@@ -548,11 +556,12 @@ def test_a_loan_scam_that_claims_a_freeze_stays_a_live_scam(chat: Chat) -> None:
 
 
 def test_fear_with_a_what_now_question_gets_calm_and_the_current_step(chat: Chat, kb: KnowledgeBase) -> None:
-    """"现在怎么办 我妈一直哭": no curated question is near, so not the nearest one's answer — the calm
-    line and where the user is."""
+    """"现在怎么办 我妈一直哭": the calm line first, and not a far-off curated answer (how to
+    convince a relative) picked only because nothing is near."""
     _in(chat, "fraud_victim")
     out = chat.say("现在怎么办 我妈一直哭")
-    assert out.startswith(render_text(kb, "calm")) and "\n".join(chat.dialog.show(chat.s)) in out
+    convince = render(kb, kb.qa["convince_relative"].by_scenario.get("fraud_victim", kb.qa["convince_relative"].answer))
+    assert out.startswith(render_text(kb, "calm")) and convince not in out and "没太明白" not in out
 
 
 @pytest.mark.parametrize("text", ["我还要做什么吗", "接下来我要做什么"])
