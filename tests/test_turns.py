@@ -299,6 +299,13 @@ def test_thanks_says_what_is_left(chat: Chat, kb: KnowledgeBase) -> None:
     assert "不客气" in out and kb.flags["reported"].label in out
 
 
+def test_changing_the_phone_number_after_a_leak_depends(chat: Chat, kb: KnowledgeBase) -> None:
+    """In info_leak, "换号" is not the stolen-account "补办手机卡" answer."""
+    _in(chat, "info_leak")
+    out = chat.say("我要不要换个手机号啊")
+    assert render(kb, kb.qa["sim_card"].by_scenario["info_leak"]) in out
+
+
 def test_thanks_with_self_blame_comforts_before_the_close(chat: Chat, kb: KnowledgeBase) -> None:
     chat.say("我被骗了三千块")
     out = chat.say("谢谢 我真蠢")
