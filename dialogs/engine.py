@@ -541,7 +541,10 @@ class Dialog:
             return self.menu(s)
         if act == "relief":
             return [render_text(self.kb, "relief")]
-        return [render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))]
+        close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))
+        if u.self_blame and "self_blame" in self.kb.texts:  # "谢谢 我真蠢": comfort before the close
+            close = render_text(self.kb, "self_blame") + "\n" + close
+        return [close]
 
     def on_emotion(self, s: Session, u: Understood) -> Replies:
         """One calm line (for self-blame: it is not your fault), then the next action where the user is."""

@@ -299,6 +299,24 @@ def test_thanks_says_what_is_left(chat: Chat, kb: KnowledgeBase) -> None:
     assert "不客气" in out and kb.flags["reported"].label in out
 
 
+def test_changing_the_phone_number_after_a_leak_depends(chat: Chat, kb: KnowledgeBase) -> None:
+    """In info_leak, "换号" is not the stolen-account "补办手机卡" answer."""
+    _in(chat, "info_leak")
+    out = chat.say("我要不要换个手机号啊")
+    assert render(kb, kb.qa["sim_card"].by_scenario["info_leak"]) in out
+
+
+def test_thanks_with_self_blame_comforts_before_the_close(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("我被骗了三千块")
+    out = chat.say("谢谢 我真蠢")
+    assert out.startswith(render_text(kb, "self_blame")) and "不客气" in out
+
+
+@pytest.mark.parametrize("text", ["好烦 怎么这么倒霉", "烦死了"])
+def test_annoyance_and_bad_luck_are_feelings(und: Understander, text: str) -> None:
+    assert und.understand(text).emotion
+
+
 def test_fear_in_a_message_gets_one_calm_line_then_the_answer(chat: Chat, kb: KnowledgeBase) -> None:
     out = chat.say("救命 我被骗了八千块 怎么办")
     assert out.startswith(render_text(kb, "calm"))
