@@ -76,7 +76,8 @@ OOS_SETTLES = 0.80
 """An out-of-scope question answered outside a flow puts the session in out_of_scope at this confidence."""
 QA_MOVES_FLOW = 0.95
 """Mid-flow, a curated question whose home situation (its first scenario) the matcher reads with
-this confidence moves the flow there: the next "然后呢" goes on with that situation's steps."""
+this confidence moves the flow there: the next "然后呢" goes on with that situation's steps
+(unless the entry has an answer for the current situation: then it is asked in this one)."""
 
 MOVE_KEEPS_SCENARIO = 0.55
 """A first message with a live-scam move starts the situation the matcher is this sure of
@@ -518,7 +519,7 @@ class Dialog:
             s.push()  # "房东不退押金能告他吗": answered, and the next message is read in that context
             s.state, s.scenario, s.step, s.offered = "scenario", "out_of_scope", 0, []
         if (in_flow(s) and entry.scenarios and u.scenario == entry.scenarios[0] != s.scenario
-                and u.confidence >= QA_MOVES_FLOW):
+                and (s.scenario or "") not in entry.by_scenario and u.confidence >= QA_MOVES_FLOW):
             s.push()  # "我是不是也被盗了" mid fraud_victim: answered, and the flow is now the stolen account
             s.state, s.scenario, s.step, s.offered = "scenario", u.scenario, 0, []
         if u.flags and in_flow(s):
