@@ -419,6 +419,8 @@ class Dialog:
         s.state = "scenario"  # "已报警" is progress in the current flow, whatever else it resembles
         replies = self._progress(s, u)
         intent, score = (u.asked, u.asked_score) if u.asked else (u.intent, u.intent_score)
+        if (intent or "").startswith("social:"):  # "冻结好了，谢谢。手机卡要补吗": the thanks hides the question
+            intent, score = next(((k, v) for k, v in u.alternatives if k.startswith("qa:")), (intent, score))
         asked = (intent or "").startswith("qa:") and (
             score >= PROGRESS_QA_STRONG or (u.question and score >= PROGRESS_QA_MIN))
         if asked and (intent or "")[3:] in self.kb.qa:  # "报警了 钱多久能回来": the ack, then the answer
