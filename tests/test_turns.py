@@ -589,3 +589,17 @@ def test_what_now_asked_in_a_live_scam_gets_what_to_do(chat: Chat, kb: Knowledge
     _in(chat, "scam_check")
     assert render_text(kb, "live_after") in chat.say(text)
     assert render_text(kb, "live_after") not in chat.say("下一步")
+
+
+def test_progress_with_thanks_still_answers_the_question(chat: Chat, kb: KnowledgeBase) -> None:
+    """"冻结好了，谢谢你。手机卡要不要补办": the thanks wins the intent, but the ack must be
+    followed by the curated answer to the question (on_progress falls back to the best qa reading)."""
+    _in(chat, "account_stolen")
+    out = chat.say("冻结好了，谢谢你啊。那我的手机卡要不要去营业厅补办")
+    assert "已记下" in out and "补办" in out
+
+
+def test_what_if_about_codes_is_not_the_code_asked_move(und: Understander) -> None:
+    """"他要是拿卡收验证码": 要是 is "if", nobody asks the user for the code (code_asked trigger)."""
+    assert "code_asked" not in und.understand("他要是拿我的卡收验证码改密码怎么办").moves
+    assert "code_asked" in und.understand("客服要我说一下验证码").moves
