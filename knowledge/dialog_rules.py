@@ -42,6 +42,19 @@ THIRD_PARTY_STOLEN_RE = re.compile(
 """Someone *else's* account was stolen ("朋友的号被盗了"): when the user then paid, the user is
 a fraud victim, not the owner of a stolen account (issue 10 §5, who did what to whom)."""
 
+OWN_STOLEN_RE = re.compile(r"我的?(?:微信号|微信|vx|wx|帐号|账号|号).{0,8}被(?:人|别人)?盗")
+"""The user's *own* account was stolen ("我的vx号被人盗了 同事转了三千"): the money others sent
+went to the thief; the user owns a stolen account, so the paid cue does not hand over."""
+
+_USER_LOST_RE = re.compile(r"被骗|骗了我|我(?:自己)?(?:也)?(?:转|付|交|充|汇)")
+"""The user says they paid or were cheated themselves ("刷单被骗了7000，而且我的号也被盗了")."""
+
+
+def own_account_stolen(text: str) -> bool:
+    """The user's own account was stolen and only others paid: account_stolen, not fraud_victim."""
+    return OWN_STOLEN_RE.search(text) is not None and _USER_LOST_RE.search(text) is None
+
+
 PAID_SWITCH_FROM = frozenset({"scam_check", "account_frozen"})
 """Readings the already-paid cue hands over to fraud_victim (account_stolen needs the third-party cue)."""
 
@@ -70,7 +83,7 @@ def paid_switch(
     if (fraud_p is not None and fraud_p >= PAID_SWITCH_MIN_PROBABILITY
             and (scenario in PAID_SWITCH_FROM
                  or (scenario == "account_stolen" and THIRD_PARTY_STOLEN_RE.search(text)))
-            and PAID_RE.search(text)):
+            and PAID_RE.search(text) and not own_account_stolen(text)):
         prev = scenario
         return (
             "fraud_victim",

@@ -53,6 +53,7 @@ from knowledge.dialog_rules import (
     PAID_SWITCH_MIN_PROBABILITY,
     THIRD_PARTY_STOLEN_RE,
     URGENCY,
+    own_account_stolen,
     paid_switch,
     urgency_rank,
 )
@@ -286,6 +287,8 @@ class Matcher:
         if found:
             ordered = sorted({top, *found}, key=urgency_rank)
             lead = ordered[0]
+            if lead == "fraud_victim" and top == "account_stolen" and own_account_stolen(text):
+                lead = top  # "我的号被盗了 同事转了三千": others paid the thief; the stolen account leads
             if lead != top:
                 evidence, explicit = found[lead]
                 lead_p = pl[self._col[lead]]

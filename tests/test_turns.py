@@ -603,3 +603,11 @@ def test_what_if_about_codes_is_not_the_code_asked_move(und: Understander) -> No
     """"他要是拿卡收验证码": 要是 is "if", nobody asks the user for the code (code_asked trigger)."""
     assert "code_asked" not in und.understand("他要是拿我的卡收验证码改密码怎么办").moves
     assert "code_asked" in und.understand("客服要我说一下验证码").moves
+
+
+def test_own_stolen_account_others_paid_stays_account_stolen(und: Understander) -> None:
+    """"我的号被盗了 同事转了三千": the colleague paid the thief; the user owns a stolen account
+    (matcher: OWN_STOLEN_RE keeps a fraud_victim clause from leading, and no paid switch)."""
+    u = und.understand("我的微信号昨天被人盗了 好几个朋友收到借钱消息 有个同事已经转了两千过去 我先做什么")
+    assert u.scenario == "account_stolen"
+    assert und.understand("我同学wx找我借钱 说急用 我转了2k 结果打电话给他 他说号被盗了根本没借").scenario == "fraud_victim"
