@@ -589,3 +589,10 @@ def test_what_now_asked_in_a_live_scam_gets_what_to_do(chat: Chat, kb: Knowledge
     _in(chat, "scam_check")
     assert render_text(kb, "live_after") in chat.say(text)
     assert render_text(kb, "live_after") not in chat.say("下一步")
+
+
+def test_thanks_with_zheme_and_a_goodbye_at_the_end_are_closings(und: Understander) -> None:
+    """“这么多” is no question; a message that ends in 拜拜 is a goodbye whatever came before."""
+    assert und.understand("好的 记住了 谢谢你 陪我聊了这么多 辛苦了").closing
+    assert und.understand("多谢 我明天就去报案 有啥不明白的再来问你 再见").closing
+    assert not und.understand("谢谢 那钱怎么追回来").closing
