@@ -596,3 +596,9 @@ def test_thanks_with_zheme_and_a_goodbye_at_the_end_are_closings(und: Understand
     assert und.understand("好的 记住了 谢谢你 陪我聊了这么多 辛苦了").closing
     assert und.understand("多谢 我明天就去报案 有啥不明白的再来问你 再见").closing
     assert not und.understand("谢谢 那钱怎么追回来").closing
+
+
+def test_a_plan_with_a_question_mark_is_not_a_close(und: Understander) -> None:
+    """“我现在打110?” asks whether to call; it is not “我这就去打” said as a sign-off."""
+    assert not und.understand("我现在就打110? 骗子说不能挂电话").closing
+    assert und.understand("我现在就打110").closing
