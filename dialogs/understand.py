@@ -70,9 +70,13 @@ _HAS_DIGIT = re.compile(r"\d")
 _THIRD_PERSON = re.compile(r"^(?:现在|刚才|刚刚|已经|昨天|今天)?(?:他|她|对方|骗子|那人|那个人|人家)(?!们?说)")
 """A clause whose subject is someone else: what it reports was not done by the user."""
 _THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了|谢啦)(?:你|您|啦|了|啊|呀|哈)*$")
+_QMARK = re.compile(r"[？?](?=[\u4e00-\u9fff\s，,]|$)")
+"""A question mark ("我现在打110?他说不准挂") asks; the plan cues must not read it as a sign-off."""
+_BYE_AT_END = re.compile(r"(?:拜拜|再见|拜了|回头聊|下次聊)(?:啦|了|啊|呀|哈)*$")
+"""Goodbye said last ("有不懂的再来问你 拜拜"): whatever came before, the user is leaving."""
 _THANKS_AT_START = re.compile(r"^(?:好的?|嗯+|ok|行|哦)?(?:谢谢|多谢|感谢|谢啦|谢了)")
 """Thanks said first ("谢谢 你比那些客服靠谱多了"): with no question after it, a close."""
-_ASKS = re.compile(r"[吗么嘛？?]|怎么|咋|啥|什么|哪|多少|多久|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
+_ASKS = re.compile(r"[吗嘛？?]|(?<![这那])么|怎么|咋|啥|什么|哪|多少|多久|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
 """A real question after thanks (the question cues also count 靠谱/有用, which praise can use)."""
 _NEW_TOPIC = re.compile(r"^(?:算了|好吧|哦|嗯)?[\s,，。!！]*(?:(?:对了|另外|顺便问一?下|还有(?:个|一个|件|一件)?(?:事|事情|问题)?)"
                         r"[\s,，。：:!！]+)+")
@@ -298,13 +302,14 @@ class Understander:
         topic = _NEW_TOPIC.sub("", text, count=1) or text
         turn = self.turns.match(topic, result.scenario, question or _any(self._emotion, text))
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
-        closing = (len(digits) <= CLOSING_MAX_CHARS or (
+        closing = _QMARK.search(text) is None and (len(digits) <= CLOSING_MAX_CHARS or (
             len(digits) <= CLOSING_PLAN_MAX_CHARS and _ASKS.search(digits) is None
             and not _HAS_DIGIT.search(digits))) and _any(self._closing, digits) and not (
             question and re.search(r"谢|thank|thx|3q", digits) and not re.search(r"谢谢?[你您]?[啊呀哈]?$", digits))
         # "领导打电话说没这事 好险 谢谢": a longer story that ends in thanks and asks nothing is a close
         closing = closing or (not question and _THANKS_AT_END.search(digits) is not None) or (
-            _THANKS_AT_START.search(digits) is not None and _ASKS.search(digits) is None)
+            _THANKS_AT_START.search(digits) is not None and _ASKS.search(digits) is None) or (
+            _BYE_AT_END.search(digits) is not None)
         if closing:
             turn = replace(turn, intent="social:thanks" if re.search(r"谢|thank|thx|3q", digits) else "social:bye")
         # the reported-speech cut costs more than the cues: only for text that has a cue at all

@@ -611,3 +611,16 @@ def test_own_stolen_account_others_paid_stays_account_stolen(und: Understander) 
     u = und.understand("我的微信号昨天被人盗了 好几个朋友收到借钱消息 有个同事已经转了两千过去 我先做什么")
     assert u.scenario == "account_stolen"
     assert und.understand("我同学wx找我借钱 说急用 我转了2k 结果打电话给他 他说号被盗了根本没借").scenario == "fraud_victim"
+
+
+def test_thanks_with_zheme_and_a_goodbye_at_the_end_are_closings(und: Understander) -> None:
+    """“这么多” is no question; a message that ends in 拜拜 is a goodbye whatever came before."""
+    assert und.understand("好的 记住了 谢谢你 陪我聊了这么多 辛苦了").closing
+    assert und.understand("多谢 我明天就去报案 有啥不明白的再来问你 再见").closing
+    assert not und.understand("谢谢 那钱怎么追回来").closing
+
+
+def test_a_plan_with_a_question_mark_is_not_a_close(und: Understander) -> None:
+    """“我现在打110?” asks whether to call; it is not “我这就去打” said as a sign-off."""
+    assert not und.understand("我现在就打110? 骗子说不能挂电话").closing
+    assert und.understand("我现在就打110").closing
