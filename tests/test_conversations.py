@@ -1,12 +1,14 @@
 """Multi-turn conversations through the real pipeline, scored turn by turn (issue 10).
 
-Both files were written by a helper who never saw the code, the Q&A paraphrases or the
-examples, from scenarios.md and the knowledge brief (45 conversations each, per-turn checks):
+Every file was written by a helper who never saw the code, the Q&A paraphrases or the
+examples, from scenarios.md and the knowledge brief (per-turn checks):
 
-* ``dev_conversations.jsonl`` — the set the turn model was iterated on;
-* ``blind_conversations.jsonl`` — held out: never read while building, never used for
-  training or matching (kb check's examples and qa.yaml paraphrases do not contain its
-  sentences). Its first run on the finished bot is the figure the README reports.
+* ``dev_conversations.jsonl``, ``dev2`` … ``dev11_conversations.jsonl`` — the sets the turn model
+  was built on, in rounds: each new set was first run untouched (the figure the README reports
+  as "first run"), then its failures were studied and fixed in general ways;
+* ``blind_conversations.jsonl`` and ``blind2_conversations.jsonl`` — held out: never read while
+  building, never used for training or matching (kb check's examples and qa.yaml paraphrases do
+  not contain their sentences); only their aggregate figures were ever looked at.
 
 The checks are the harness's (``bot.conversations``): every ``must_any`` group has one
 alternative in the turn's replies joined, no ``must_not`` substring, the expected scenario
@@ -35,18 +37,45 @@ DATA = Path(__file__).resolve().parent / "data"
 ISSUE_TARGET = 0.90
 """Issue 10's done-when: at least 90 % of the held-out turns pass."""
 
-BLIND_FLOOR = 0.70
-"""What the held-out set must not fall below: a regression guard just under the measured
-73.2 % (the first untouched run gave 72.8 %)."""
+BLIND_FLOOR = 0.85
+"""What the held-out set must not fall below: a regression guard under the measured figure
+(see the README's Understanding section)."""
+
+BLIND2_FLOOR = 0.80
+"""The same for the second held-out set, written in the second round (first run: 74.8 %)."""
 
 DEV_FLOOR = 0.95
+STUDIED_FLOOR = 0.90
+"""The later dev sets, studied after their first untouched run: guards against undoing a fix."""
+
+HELD_OUT = ("blind_conversations.jsonl", "blind2_conversations.jsonl")
+DEV_SETS = ("dev_conversations.jsonl", *(f"dev{n}_conversations.jsonl" for n in range(2, 12)))
 
 
 def test_the_conversation_sets_are_big_enough() -> None:
-    for name in ("blind_conversations.jsonl", "dev_conversations.jsonl"):
+    for name in (*HELD_OUT, *DEV_SETS):
         convs = load_conversations(DATA / name)
-        assert len(convs) >= 40 and all(c.turns for c in convs)
-        assert sum(len(c.turns) for c in convs) >= 200
+        assert len(convs) >= 30 and all(c.turns for c in convs)
+        assert sum(len(c.turns) for c in convs) >= 190
+    for name in HELD_OUT:
+        assert len(load_conversations(DATA / name)) >= 40
+
+
+def test_no_held_out_sentence_is_in_the_knowledge_base(kb: KnowledgeBase) -> None:
+    """The held-out sets stay held out: none of their user turns is a paraphrase, a command or
+    social phrasing, or a scenario example (compared without spaces and punctuation)."""
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text if ch.isalnum())
+
+    known = {squash(p) for q in kb.qa.values() for p in q.paraphrases}
+    known |= {squash(x) for lines in kb.examples.values() for x in lines}
+    if kb.words is not None:
+        known |= {squash(x) for lines in kb.words.command_phrases.values() for x in lines}
+        known |= {squash(x) for lines in kb.words.social.values() for x in lines}
+    for name in HELD_OUT:
+        texts = {squash(t.text) for c in load_conversations(DATA / name) for t in c.turns}
+        leaked = [t for t in texts if len(t) >= 6 and t in known]
+        assert not leaked, f"{len(leaked)} held-out sentences of {name} are in the knowledge base"
 
 
 def test_turn_checks_can_fail(kb: KnowledgeBase) -> None:
@@ -59,14 +88,17 @@ def test_turn_checks_can_fail(kb: KnowledgeBase) -> None:
     assert check_turn(kb, Turn(text="x"), "")  # no reply
 
 
-async def test_dev_conversations(pipeline: Pipeline) -> None:
-    report = await run_conversations(pipeline, load_conversations(DATA / "dev_conversations.jsonl"))
-    assert report.turn_rate >= DEV_FLOOR, format_report(report)
+@pytest.mark.parametrize("name", DEV_SETS)
+async def test_dev_conversations(pipeline: Pipeline, name: str) -> None:
+    report = await run_conversations(pipeline, load_conversations(DATA / name))
+    floor = DEV_FLOOR if name == "dev_conversations.jsonl" else STUDIED_FLOOR
+    assert report.turn_rate >= floor, format_report(report)
 
 
-async def test_blind_conversations_do_not_regress(pipeline: Pipeline) -> None:
-    report = await run_conversations(pipeline, load_conversations(DATA / "blind_conversations.jsonl"))
-    assert report.turn_rate >= BLIND_FLOOR, format_report(report, show_failures=False)
+@pytest.mark.parametrize(("name", "floor"), [(HELD_OUT[0], BLIND_FLOOR), (HELD_OUT[1], BLIND2_FLOOR)])
+async def test_held_out_conversations_do_not_regress(pipeline: Pipeline, name: str, floor: float) -> None:
+    report = await run_conversations(pipeline, load_conversations(DATA / name))
+    assert report.turn_rate >= floor, format_report(report, show_failures=False)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 10 target (90 % of held-out turns) not reached yet; "
