@@ -624,3 +624,28 @@ def test_a_plan_with_a_question_mark_is_not_a_close(und: Understander) -> None:
     """“我现在打110?” asks whether to call; it is not “我这就去打” said as a sign-off."""
     assert not und.understand("我现在就打110? 骗子说不能挂电话").closing
     assert und.understand("我现在就打110").closing
+
+
+@pytest.mark.parametrize("text", ["谢谢你提醒 那我申诉要多长时间能解开", "那我申诉要多长时间能解开啊"])
+def test_how_long_in_other_words_is_a_question_not_a_closing(und: Understander, text: str) -> None:
+    """"多长时间" asks like "多久" (the cue and the after-thanks check see the raw text, not synonyms)."""
+    u = und.understand(text)
+    assert u.question and not u.closing
+
+
+def test_user_asking_to_keep_it_from_family_is_not_the_keep_secret_move(und: Understander) -> None:
+    """"能不能别让家里知道" is the user's own worry, not a scammer's "不许告诉家人"."""
+    assert "keep_secret" not in und.understand("能不能别让家里知道").moves
+    assert "keep_secret" in und.understand("他说别让家里知道").moves
+
+
+def test_passing_money_on_to_a_friend_is_not_an_unfreeze_fee(und: Understander) -> None:
+    """"收过一笔钱再转给他" is money relayed (跑分), not "再转一笔才能解冻"."""
+    assert "fee_first" not in und.understand("上个月帮朋友收过一笔钱 再转给他 是这个吗").moves
+    assert "fee_first" in und.understand("他说还要再转五千才能解冻").moves
+
+
+def test_a_company_that_has_a_contract_is_not_a_forged_document(und: Understander) -> None:
+    """"他说是正规公司，有合同的" argues for renting; a sent contract is still the fake_document move."""
+    assert "fake_document" not in und.understand("他说是正规公司，有合同的，这样也不行吗").moves
+    assert "fake_document" in und.understand("他给我发了个贷款合同 说要交钱").moves
