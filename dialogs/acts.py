@@ -3,9 +3,10 @@
 ``understand`` reads the message alone; this module adds the session's situation and
 position. The order of the checks below is the policy, read top to bottom:
 
-1. empty, an exact command word, a returning user, a menu number;
+1. empty, an exact command word, a returning user, a menu number, a thanks/sign-off;
 2. a live-scam move ("他让我开屏幕共享") — the most urgent thing a message can say;
-   a short "关了/删了" right after one is the user reporting they stopped it;
+   "关了/删了" right after one (also "屏幕共享已经关了", naming it again), or "挂了" in a live
+   scam, is the user reporting they stopped it; self-blame ("我是不是很蠢") is comforted first;
 3. a follow-up phrasing that is clearly closer to a command, a curated question or a social
    act than to any scenario story (``INTENT_*`` thresholds);
 4. progress in the current flow ("已报警"), an amount, a story (same situation → go on; another
