@@ -183,6 +183,8 @@ class Dialog:
         if sid == "wallet_loss":  # money taken without the user paying anyone: theft, not fraud
             return [render_text(self.kb, "amount_theft", amount=amount)]
         key = "amount_big" if amount >= AMOUNT_LINE else "amount_small"
+        if "reported" in s.done and f"{key}_reported" in self.kb.texts:
+            key += "_reported"  # "被骗了两千 已经报警了": the amount's meaning, not "请打110" again
         return [render_text(self.kb, key, amount=amount)]
 
     def name_pattern(self, sid: str, u: Understood) -> Replies:

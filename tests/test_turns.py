@@ -649,3 +649,9 @@ def test_a_company_that_has_a_contract_is_not_a_forged_document(und: Understande
     """"他说是正规公司，有合同的" argues for renting; a sent contract is still the fake_document move."""
     assert "fake_document" not in und.understand("他说是正规公司，有合同的，这样也不行吗").moves
     assert "fake_document" in und.understand("他给我发了个贷款合同 说要交钱").moves
+
+
+def test_an_amount_told_after_reporting_does_not_send_the_user_to_110_again(chat: Chat, kb: KnowledgeBase) -> None:
+    out = chat.say("我被骗了两千 已经报警了")
+    assert render_text(kb, "amount_small_reported", amount=2000) in out
+    assert render_text(kb, "amount_small", amount=2000).split("\n")[0] not in out
