@@ -32,9 +32,10 @@ from bot.pipeline import Pipeline
 from knowledge.render import VAR_RE, render
 from knowledge.schema import KnowledgeBase
 
-FALLBACK_KEYS = ("reprompt", "menu_reprompt", "clarify", "unclear_midflow", "qa_offer")
+FALLBACK_KEYS = ("reprompt", "menu_reprompt", "clarify", "unclear_midflow")
 """texts.yaml answers that mean "I did not understand this" (asking back counts as not
-answering: a clarifying question or a list of options is a fallback for the figures)."""
+answering: a clarifying question or a list of options in place of an answer is a fallback for
+the figures; an answer followed by other options, `qa_also`, is not)."""
 FALLBACK_MARKS = ("没看懂",)
 
 

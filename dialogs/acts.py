@@ -135,7 +135,7 @@ def names_situation(s: Session, u: Understood) -> bool:
 
 
 def _amount_answer(s: Session, u: Understood) -> bool:
-    amount = u.amount if u.amount is not None else u.number
+    amount = u.stated_amount
     return (amount is not None and in_flow(s) and s.scenario in ("fraud_victim", "wallet_loss")
             and (u.scenario in (None, s.scenario, "out_of_scope") or u.chars <= AMOUNT_MAX_CHARS))
 

@@ -157,8 +157,7 @@ class Dialog:
         words = self.kb.words
         done_flag = words.urgent_done.get(sid) if words else None  # type: ignore[call-overload]
         if done_flag and done_flag in u.flags:  # "被骗了…已经报过警了": don't send them to 110 again
-            new = [f for f in u.flags if f not in s.done]
-            s.done.extend(new)
+            s.mark_done(u.flags)
             labels = "、".join(self.kb.flags[f].label for f in u.flags)
             replies = [render_text(self.kb, "urgent_already", labels=labels), *self.advance(s)]
         else:
@@ -394,7 +393,7 @@ class Dialog:
         if command is None:
             return self.on_unclear(s, u)
         if u.flags and in_flow(s):  # "冻结了 然后呢": remember it, then go on
-            s.done.extend(f for f in u.flags if f not in s.done)
+            s.mark_done(u.flags)
         if (u.command is None and command in (Command.next, Command.first) and in_flow(s)
                 and s.scenario == "scam_check"):
             # "我还要做什么吗" in a live scam asks what to do, not for the next scam pattern
@@ -411,7 +410,7 @@ class Dialog:
         return self._choose(s, u)
 
     def on_amount(self, s: Session, u: Understood) -> Replies:
-        amount = u.amount if u.amount is not None else u.number
+        amount = u.stated_amount
         if u.question and self._small(u) and "small_amount" in self.kb.qa:
             s.amount = amount  # "不到三千是不是就不管": the small-amount answer, not the amount's meaning
             return self.answer(s, "small_amount", u)
@@ -491,7 +490,7 @@ class Dialog:
         move = self.kb.moves.get(s.last_move or "")
         s.last_move = None
         if u.flags:
-            s.done.extend(f for f in u.flags if f not in s.done)
+            s.mark_done(u.flags)
         if move is None:  # hung up on a scam no move was named for: the general what-now
             s.state = "scenario"
             return [render_text(self.kb, "live_after")]
@@ -527,7 +526,7 @@ class Dialog:
             s.push()  # "我是不是也被盗了" mid fraud_victim: answered, and the flow is now the stolen account
             s.state, s.scenario, s.step, s.offered = "scenario", u.scenario, 0, []
         if u.flags and in_flow(s):
-            s.done.extend(f for f in u.flags if f not in s.done)
+            s.mark_done(u.flags)
         template = entry.by_scenario.get(s.scenario or "", entry.answer) if in_flow(s) else entry.answer  # type: ignore[call-overload]
         replies = [render(self.kb, template)]
         if entry.touches_law:
@@ -566,7 +565,7 @@ class Dialog:
     @staticmethod
     def _small(u: Understood) -> bool:
         """An amount under the 3000 元 line, or "不到三千" (the line itself as an upper bound)."""
-        amount = u.amount if u.amount is not None else u.number
+        amount = u.stated_amount
         return amount is not None and (amount < AMOUNT_LINE or (u.below_line and amount <= AMOUNT_LINE))
 
     def _left(self, s: Session) -> str:
@@ -599,8 +598,7 @@ class Dialog:
 
     def _progress(self, s: Session, u: Understood) -> Replies:
         sc = self.sc(s.scenario or "out_of_scope")
-        new = [f for f in u.flags if f not in s.done]
-        s.done.extend(new)
+        new = s.mark_done(u.flags)
         labels = "、".join(self.kb.flags[f].label for f in (new or u.flags))
         return [render_text(self.kb, "progress_ack", labels=labels) + "\n" + self.left_text(sc, s)]
 

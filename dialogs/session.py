@@ -60,6 +60,12 @@ class Session(BaseModel):
     def position(self) -> Position:
         return Position(state=self.state, scenario=self.scenario, step=self.step)
 
+    def mark_done(self, flags: list[str]) -> list[str]:
+        """Record reported progress ("已报警"); the flags not recorded before, in order."""
+        new = [f for f in flags if f not in self.done]
+        self.done.extend(new)
+        return new
+
     def push(self) -> None:
         """Remember the current position before moving (bounded, for 上一步)."""
         if self.state in ("scenario", "menu", "clarify"):

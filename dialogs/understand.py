@@ -131,6 +131,12 @@ class Understood(BaseModel):
     chars: int = 0
     """Length of the message after normalisation (short messages are follow-ups, not stories)."""
 
+    @property
+    def stated_amount(self) -> int | None:
+        """The amount the user gave: one named as money, else a bare number as the whole message
+        ("3万", or "30000" in answer to "被骗了多少")."""
+        return self.amount if self.amount is not None else self.number
+
 
 class _Base(TypedDict):
     secrets: list[str]
