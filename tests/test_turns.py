@@ -434,6 +434,26 @@ def test_locked_out_after_giving_a_code_reads_as_a_stolen_account(und: Understan
     assert u.scenario == "account_stolen"
 
 
+@pytest.mark.parametrize("text", ["同事叫我帮忙接个验证码 我给他了 现在号登不进去了",
+                                  "说帮他收一下验证码就行 收了转给他 结果我自己的微信登录不了"])
+def test_helping_with_a_code_then_locked_out_is_a_stolen_account_not_a_rental(und: Understander, text: str) -> None:
+    """"帮忙收验证码" reads like renting out the account; being locked out says it was taken."""
+    assert und.understand(text).scenario == "account_stolen"
+
+
+def test_helping_with_a_code_without_losing_the_account_is_not_a_stolen_account(und: Understander) -> None:
+    assert und.understand("有人叫我帮忙收个验证码 给我50块 能帮吗").scenario != "account_stolen"
+
+
+def test_a_report_with_a_statement_about_the_police_gets_its_answer(chat: Chat, kb: KnowledgeBase) -> None:
+    """"报警了 警察说是民事纠纷": the ack alone would drop what the police said."""
+    _in(chat, "fraud_victim")
+    out = chat.say("我报了警 民警说这个算民事纠纷 让我自己去法院起诉")
+    assert "已记下" in out
+    firsts = [render(kb, kb.qa[q].by_scenario.get("fraud_victim", kb.qa[q].answer)).split("\n")[0] for q in ("no_case", "sue")]
+    assert any(first in out for first in firsts)
+
+
 def test_still_inside_their_meeting_app_is_the_screen_share_move(und: Understander) -> None:
     assert "screen_share" in und.understand("我现在还在对方的会议软件里 咋办").moves
 
