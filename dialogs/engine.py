@@ -26,6 +26,7 @@ without making any of them simpler. The decisions themselves live in ``dialogs.a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from dialogs.acts import EMOTION_YIELDS, LIVE_FLOWS, Act, decide, in_flow
@@ -90,6 +91,7 @@ class Dialog:
     def __init__(self, kb: KnowledgeBase, resume_after_s: float = 1800) -> None:
         self.kb = kb
         self.resume_after_s = resume_after_s
+        self._urge = {f.id: re.compile("|".join(f"(?:{p})" for p in f.urges)) for f in kb.flags.values() if f.urges}
 
     # -- rendering helpers -----------------------------------------------------------
 
@@ -425,8 +427,14 @@ class Dialog:
         asked = (intent or "").startswith("qa:") and (
             score >= PROGRESS_QA_STRONG or (u.question and score >= PROGRESS_QA_MIN))
         if asked and (intent or "")[3:] in self.kb.qa:  # "报警了 钱多久能回来": the ack, then the answer
-            replies += self.answer(s, (intent or "")[3:], u)
+            answer = self.answer(s, (intent or "")[3:], u)
+            if not self._urges_again(u.flags, answer):  # never "马上打110" right after "报警了"
+                replies += answer
         return replies
+
+    def _urges_again(self, flags: list[str], replies: Replies) -> bool:
+        """Whether ``replies`` tell the user to do one of ``flags`` now (its ``urges``)."""
+        return any(self._urge[f].search(r) for f in flags if f in self._urge for r in replies)
 
     def on_same_story(self, s: Session, u: Understood) -> Replies:
         s.state = "scenario"

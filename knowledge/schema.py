@@ -137,6 +137,9 @@ class ProgressFlag(_Strict):
     id: str
     label: str = Field(description="Shown to the user, e.g. 冻结微信帐号")
     phrases: list[str] = Field(description="Regexes that mean the user has done it")
+    urges: list[str] = Field(default_factory=list, description=(
+        "Regexes that find an answer telling the user to do it now (马上打110): such an answer "
+        "is not added to the acknowledgement of the same report"))
 
 
 class Step(_Strict):

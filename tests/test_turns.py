@@ -675,3 +675,12 @@ def test_an_amount_told_after_reporting_does_not_send_the_user_to_110_again(chat
     out = chat.say("我被骗了两千 已经报警了")
     assert render_text(kb, "amount_small_reported", amount=2000) in out
     assert render_text(kb, "amount_small", amount=2000).split("\n")[0] not in out
+
+
+def test_an_answer_that_urges_the_step_just_reported_is_not_added(kb: KnowledgeBase) -> None:
+    """"报警了 …": the ack must not be followed by an answer that says "马上打110报警"."""
+    dialog = Dialog(kb)
+    assert dialog._urges_again(["reported"], ["钱已经转出去了，马上打110报警"])
+    assert not dialog._urges_again(["frozen"], ["钱已经转出去了，马上打110报警"])
+    assert not dialog._urges_again(["reported"], ["报案回执要保存好"])
+    assert all(re.compile(p) for f in kb.flags.values() for p in f.urges)
