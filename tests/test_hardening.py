@@ -243,3 +243,22 @@ async def test_a_redelivery_during_a_flood_still_gets_its_replies(make_pipeline)
         await say(pipeline, "你好", user="re")
     again = await say(pipeline, "你好", user="re", msg_id="keep")
     assert again.duplicate and again.replies == first.replies
+
+
+@pytest.mark.parametrize("text, code", [
+    ("验证码发到我妈手机上了 她读给我听 是739201 对不对", "739201"),
+    ("两个验证码 一个 739201 一个 582044", "582044"),
+])
+def test_a_code_further_from_the_word_is_still_redacted(text: str, code: str) -> None:
+    r = redact(text)
+    assert code not in r.text and "code" in r.secrets
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("转了200000 他还要验证码", "200000"),
+    ("他要验证码 我打了95017", "95017"),
+    ("验证码给了 转了2000", "2000"),
+])
+def test_amounts_and_hotlines_near_the_word_code_keep_their_number(text: str, kept: str) -> None:
+    """Over-redaction has a cost too: the amount or the hotline the user called is lost."""
+    assert kept in redact(text).text

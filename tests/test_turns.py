@@ -684,3 +684,16 @@ def test_an_answer_that_urges_the_step_just_reported_is_not_added(kb: KnowledgeB
     assert not dialog._urges_again(["frozen"], ["钱已经转出去了，马上打110报警"])
     assert not dialog._urges_again(["reported"], ["报案回执要保存好"])
     assert all(re.compile(p) for f in kb.flags.values() for p in f.urges)
+
+
+@pytest.mark.parametrize("text, command", [("然后呢 还要留些什么", Command.evidence), ("接下来呢？", Command.next)])
+def test_a_go_on_opener_before_a_question_is_read_by_the_question(und: Understander, text: str, command: Command) -> None:
+    """"然后呢 号怎么拿回来" asks the question; the connector alone would page to the next step."""
+    u = und.understand(text)
+    assert u.command is command or u.intent == f"cmd:{command.value}"
+
+
+def test_a_go_on_opener_then_a_curated_question_gets_its_answer(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say("然后呢 微信号怎么找回来")
+    assert "解冻" in out or "找回" in out
