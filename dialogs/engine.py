@@ -547,7 +547,7 @@ class Dialog:
         if act == "emotion":
             return self.on_emotion(s, u)
         if act == "greeting":
-            if in_flow(s):
+            if in_flow(s) and s.scenario != "out_of_scope":  # "其他问题" is no place to keep: the menu is
                 s.state = "scenario"
                 return [render_text(self.kb, "greeting_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
             return self.menu(s)

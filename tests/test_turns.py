@@ -329,6 +329,13 @@ def test_greeting_at_the_start_is_the_menu(chat: Chat) -> None:
     assert chat.s.state == "menu" and "1." in out
 
 
+def test_greeting_after_an_off_topic_question_is_the_menu(chat: Chat) -> None:
+    """"其他问题" is not a place to keep: a greeting there shows what the bot can do."""
+    _in(chat, "out_of_scope")
+    out = chat.say("你好")
+    assert chat.s.state == "menu" and "1." in out
+
+
 def test_unclear_mid_flow_offers_the_likeliest_things_not_the_command_list(chat: Chat, kb: KnowledgeBase) -> None:
     _in(chat, "info_leak")
     out = chat.say("今天晚饭吃点什么好呢")
@@ -482,7 +489,7 @@ def test_calling_110_said_plainly_is_a_report(und: Understander, text: str) -> N
 
 
 @pytest.mark.parametrize("text", ["懂了 回去就跟他说 谢谢你啊小同志", "好 听你的 我去睡一会", "你说的我记下了 我去跟他爸妈说",
-                                  "好 我先去报警 回头再来问你"])
+                                  "好 我先去报警 回头再来问你", "明白了 我叫我爸明天就去", "嗯 让她今天去报警"])
 def test_an_ack_then_a_plan_is_a_close(und: Understander, text: str) -> None:
     assert und.understand(text).closing
 
