@@ -80,6 +80,10 @@ QA_MOVES_FLOW = 0.95
 this confidence moves the flow there: the next "然后呢" goes on with that situation's steps
 (unless the entry has an answer for the current situation: then it is asked in this one)."""
 
+FROZEN_MOVE_QA = 0.45
+"""Inside a frozen account, a move this near a curated question gets that answer (it says how
+the move relates to the freeze); a move alone gets its countermeasure, and the flow stays."""
+
 MOVE_KEEPS_SCENARIO = 0.55
 """A first message with a live-scam move starts the situation the matcher is this sure of
 (the countermeasure follows); otherwise it starts scam_check."""
@@ -469,6 +473,13 @@ class Dialog:
     def on_move(self, s: Session, u: Understood) -> Replies:
         """A live-scam move: the countermeasure now; outside a live flow, switch to scam_check."""
         in_place = not any(self.kb.moves[m].switch for m in u.moves if m in self.kb.moves)
+        if in_flow(s) and s.scenario == "account_frozen":
+            # a move told inside a frozen account is most often why it was frozen ("有人转错钱
+            # 让我退"): answered there, by the curated question it is near if there is one
+            s.state = "scenario"
+            if (u.intent or "").startswith("qa:") and u.intent_score >= FROZEN_MOVE_QA and u.intent[3:] in self.kb.qa:
+                return self.answer(s, u.intent[3:], u)
+            return self.move_answers(s, u)
         if in_flow(s) and (s.scenario in LIVE_FLOWS or in_place) and (
                 u.scenario != "fraud_victim" or s.scenario == "fraud_victim"):
             s.state = "scenario"

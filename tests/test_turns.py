@@ -704,3 +704,11 @@ def test_a_go_on_opener_then_a_curated_question_gets_its_answer(chat: Chat, kb: 
     _in(chat, "account_stolen")
     out = chat.say("然后呢 微信号怎么找回来")
     assert "解冻" in out or "找回" in out
+
+
+def test_a_move_told_inside_a_frozen_account_keeps_the_flow(chat: Chat) -> None:
+    """"有人转错钱让我退" inside a frozen account is most often why it was frozen."""
+    _in(chat, "account_frozen")
+    out = chat.say("之前有个不认识的人转给我1500 说是转错了 要我退到他另一张卡")
+    assert chat.s.scenario == "account_frozen"
+    assert "退" in out and "96110" in out or "95017" in out
