@@ -477,8 +477,9 @@ class Dialog:
             # a move told inside a frozen account is most often why it was frozen ("有人转错钱
             # 让我退"): answered there, by the curated question it is near if there is one
             s.state = "scenario"
-            if (u.intent or "").startswith("qa:") and u.intent_score >= FROZEN_MOVE_QA and u.intent[3:] in self.kb.qa:
-                return self.answer(s, u.intent[3:], u)
+            asked = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
+            if asked in self.kb.qa and u.intent_score >= FROZEN_MOVE_QA:
+                return self.answer(s, asked, u)
             return self.move_answers(s, u)
         if in_flow(s) and (s.scenario in LIVE_FLOWS or in_place) and (
                 u.scenario != "fraud_victim" or s.scenario == "fraud_victim"):
