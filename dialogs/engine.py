@@ -428,12 +428,22 @@ class Dialog:
         intent, score = (u.asked, u.asked_score) if u.asked else (u.intent, u.intent_score)
         if (intent or "").startswith("social:"):  # "冻结好了，谢谢。手机卡要补吗": the thanks hides the question
             intent, score = next(((k, v) for k, v in u.alternatives if k.startswith("qa:")), (intent, score))
-        asked = (intent or "").startswith("qa:") and (
+        asked = (intent or "").startswith("qa:") and (u.asked is not None or u.question) and (
             score >= PROGRESS_QA_STRONG or (u.question and score >= PROGRESS_QA_MIN))
+        # (a message that is all report, "号已经冻了", asks nothing: its nearest question is noise)
         if asked and (intent or "")[3:] in self.kb.qa:  # "报警了 钱多久能回来": the ack, then the answer
             answer = self.answer(s, (intent or "")[3:], u)
             if not self._urges_again(u.flags, answer):  # never "马上打110" right after "报警了"
-                replies += answer
+                return replies + answer
+        if u.asked is None and not u.question and "progress_ack_next" in self.kb.texts:
+            # "冻结了": a step done, nothing asked: the next one, as "下一步" would show it
+            sc = self.sc(s.scenario or "out_of_scope")
+            todo = next((i for i, st in enumerate(sc.steps, 1) if st.marks and st.marks not in s.done), None)
+            if todo is not None:  # the next thing to do, not the next page (which may be a catalogue)
+                labels = "、".join(self.kb.flags[f].label for f in u.flags)
+                s.push()
+                s.step = todo
+                return [render_text(self.kb, "progress_ack_next", labels=labels), *self.show(s)]
         return replies
 
     def _urges_again(self, flags: list[str], replies: Replies) -> bool:

@@ -84,6 +84,8 @@ _NEW_TOPIC = re.compile(r"^(?:算了|好吧|哦|嗯)?[\s,，。!！]*(?:(?:对�
 "还有个事" is not the command "还有呢"."""
 _THEN_ASKS = re.compile(r"^(?:那|那么)?(?:然后呢|然后|接下来呢|接下来|下一步呢|还有呢)[\s,，。!！?？]+(?=\S{3})")
 """A "go on" opener before a question ("然后呢 号怎么拿回来"): the question is what is asked."""
+_GENERIC_ASKS = frozenset({"cmd:first", "cmd:next", "social:emotion"})
+"""What "我该干嘛 / 怎么办" after a go-on opener matches: the opener's own reading then stands."""
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
 """A clause that carries on someone else's words after a quote ("…说我涉嫌洗钱 要视频做笔录")."""
 _BORROWED = re.compile(r"(?:找|向|问|管|跟)我借")
@@ -310,9 +312,10 @@ class Understander:
         candidates = [sid for sid, _ in result.ranked[:3]]
         question = _any(self._question, text)
         topic = _NEW_TOPIC.sub("", text, count=1) or text
-        if question:
-            topic = _THEN_ASKS.sub("", topic, count=1) or topic
-        turn = self.turns.match(topic, result.scenario, question or _any(self._emotion, text))
+        asked = _THEN_ASKS.sub("", topic, count=1) if question else topic
+        turn = self.turns.match(asked or topic, result.scenario, question or _any(self._emotion, text))
+        if asked != topic and turn.intent in _GENERIC_ASKS:  # "接下来呢 我该干嘛" is still "go on"
+            turn = self.turns.match(topic, result.scenario, True)
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = _QMARK.search(text) is None and (len(digits) <= CLOSING_MAX_CHARS or (
             len(digits) <= CLOSING_PLAN_MAX_CHARS and _ASKS.search(digits) is None

@@ -712,3 +712,18 @@ def test_a_move_told_inside_a_frozen_account_keeps_the_flow(chat: Chat) -> None:
     out = chat.say("之前有个不认识的人转给我1500 说是转错了 要我退到他另一张卡")
     assert chat.s.scenario == "account_frozen"
     assert "退" in out and "96110" in out or "95017" in out
+
+
+def test_a_bare_report_shows_the_next_thing_to_do(chat: Chat, kb: KnowledgeBase) -> None:
+    """"冻好了" asks nothing: the ack and the next undone step, not "reply 下一步"."""
+    _in(chat, "account_stolen")
+    out = chat.say("冻好了")
+    sc = kb.scenarios["account_stolen"]
+    nxt = next(st for st in sc.steps if st.marks and st.marks != "frozen")
+    assert "已记下" in out and render(kb, nxt.text).split("\n")[0] in out
+
+
+def test_tired_of_it_is_not_a_thank_you(und: Understander) -> None:
+    """"太麻烦了" is not "麻烦你了"."""
+    assert not und.understand("我不想报警 太麻烦了").closing
+    assert und.understand("麻烦你了").closing
