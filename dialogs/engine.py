@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from dialogs.acts import EMOTION_YIELDS, LIVE_FLOWS, Act, decide, in_flow
+from dialogs.acts import EMOTION_YIELDS, INTENT_STRONG, LIVE_FLOWS, Act, decide, in_flow
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -337,6 +337,7 @@ class Dialog:
         # Copy-on-entry keeps the step pure; positions are frozen, so fresh lists suffice
         # (a pydantic deep copy was the single most expensive call on the hot path).
         s = s.model_copy(update={"back": list(s.back), "done": list(s.done), "offered": list(s.offered),
+                                 "moves_answered": list(s.moves_answered),
                                  "offered_qa": list(s.offered_qa)})
         pre: Replies = []
         if u.secrets:
@@ -510,10 +511,14 @@ class Dialog:
         return self.enter(s, target, u)
 
     def move_answers(self, s: Session, u: Understood) -> Replies:
-        moves = [m for m in u.moves if m in self.kb.moves][:2]
+        named = [m for m in u.moves if m in self.kb.moves]
+        # "他说不开共享就没法帮我关 会一直扣钱": the screen-share answer was given, answer what is new
+        # (the new move first, the one the last reply was about last)
+        moves = sorted(named, key=lambda m: (m == s.last_move, m in s.moves_answered))[:2]
         if not moves:
             return []
         s.last_move = moves[0]
+        s.moves_answered = [*[m for m in s.moves_answered if m not in moves], *moves][-8:]
         return [render(self.kb, self.kb.moves[m].answer) for m in moves]
 
     def on_move_stopped(self, s: Session, u: Understood) -> Replies:
@@ -524,7 +529,11 @@ class Dialog:
         if move is None:  # hung up on a scam no move was named for: the general what-now
             s.state = "scenario"
             return [render_text(self.kb, "live_after")]
-        return [render(self.kb, move.after)]
+        replies = [render(self.kb, move.after)]
+        asked = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
+        if u.question and asked in self.kb.qa and u.intent_score >= INTENT_STRONG:
+            replies += self.answer(s, asked, u)  # "挂了 那要报警吗": what now, and the answer
+        return replies
 
     def on_move_done(self, s: Session, u: Understood) -> Replies:
         """ "已经开了" right after a move: the countermeasure again, now it has happened."""

@@ -43,6 +43,8 @@ class Session(BaseModel):
     """Q&A ids offered as numbered options after an unclear question (a number picks one)."""
     last_move: str | None = None
     """The live-scam move the bot last answered (so "关了" means "I stopped it")."""
+    moves_answered: list[str] = Field(default_factory=list)
+    """Live-scam moves already answered (a message naming one again and a new one gets the new one)."""
 
     @classmethod
     def from_raw(cls, raw: str | None) -> Session:
