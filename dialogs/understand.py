@@ -313,9 +313,9 @@ class Understander:
         candidates = [sid for sid, _ in result.ranked[:3]]
         question = _any(self._question, text)
         topic = _NEW_TOPIC.sub("", text, count=1) or text
-        asked = _THEN_ASKS.sub("", topic, count=1) if question else topic
-        turn = self.turns.match(asked or topic, result.scenario, question or _any(self._emotion, text))
-        if asked != topic and turn.intent in _GENERIC_ASKS:  # "接下来呢 我该干嘛" is still "go on"
+        after_then = _THEN_ASKS.sub("", topic, count=1) if question else topic
+        turn = self.turns.match(after_then or topic, result.scenario, question or _any(self._emotion, text))
+        if after_then != topic and turn.intent in _GENERIC_ASKS:  # "接下来呢 我该干嘛" is still "go on"
             turn = self.turns.match(topic, result.scenario, True)
         # "谢谢，那钱还能追回吗" thanks and then asks: the question is the act
         closing = _QMARK.search(text) is None and (len(digits) <= CLOSING_MAX_CHARS or (
