@@ -483,7 +483,11 @@ class Dialog:
 
     def on_move(self, s: Session, u: Understood) -> Replies:
         """A live-scam move: the countermeasure now; outside a live flow, switch to scam_check."""
-        in_place = not any(self.kb.moves[m].switch for m in u.moves if m in self.kb.moves)
+        relay = [m for m in u.moves if m in self.kb.moves and self.kb.moves[m].passes_money]
+        in_place = bool(relay) or not any(self.kb.moves[m].switch for m in u.moves if m in self.kb.moves)
+        if in_flow(s) and relay:  # "有人转给我 让我转到另一张卡 我转了": how the account got frozen, not a new loss
+            s.state = "scenario"
+            return self.move_answers(s, u.model_copy(update={"moves": relay}))
         if in_flow(s) and s.scenario == "account_frozen":
             # a move told inside a frozen account is most often why it was frozen ("有人转错钱
             # 让我退"): answered there, by the curated question it is near if there is one

@@ -205,6 +205,11 @@ class LiveMove(_Strict):
         default=True,
         description="Mid-flow in another situation, this move starts scam_check (False: answered in place, "
                     "e.g. an unfreeze fee while the user deals with a frozen account)")
+    passes_money: bool = Field(
+        default=False,
+        description="The user passed someone else's money on (跑分, 帮人走账): mid-flow it is answered in place "
+                    "and wins over the other moves named with it, even when the text reads as money already paid "
+                    "(\"有人转给我 让我转到另一张卡 我转了\" explains a frozen account, it is not a new loss)")
 
 
 class TurnWords(_Strict):
