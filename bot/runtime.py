@@ -138,3 +138,13 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+GC_THRESHOLDS = (20_000, 50, 100)
+"""Young-generation collections every 20,000 allocations instead of 700: a message allocates a
+few thousand short-lived objects (pydantic models, numpy temporaries, redis-py buffers), nearly
+none of them in cycles, so the default made the collector run several times per message for
+nothing. Older generations are scanned less often too; the frozen start-up objects are never
+scanned. Measured with the in-process bench (bot CPU per message, alternating runs): about
+10 % less; resident memory unchanged within noise (``bench --waves``)."""
