@@ -694,6 +694,9 @@ class Dialog:
                 return nearest
             if s.scenario == "scam_check":  # a detail of a live scam we cannot place: the rules that hold anyway
                 return [render_text(self.kb, "live_generic")]
+            if u.detail and s.scenario != "out_of_scope":  # "一共4笔 每笔499": what to do with such facts
+                key = "detail_noted_money" if s.scenario in AMOUNT_SCENARIOS else "detail_noted"
+                return [render_text(self.kb, key) + "\n" + self.left_text(self.sc(s.scenario or ""), s)]
             return [render_text(self.kb, "unclear_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
         plausible = [c for c in u.candidates if c != "out_of_scope"][:3]
         # Clarify only between real candidates; text the matcher barely recognises gets the menu.

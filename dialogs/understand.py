@@ -85,6 +85,9 @@ _NEW_TOPIC = re.compile(r"^(?:算了|好吧|哦|嗯)?[\s,，。!！]*(?:(?:对�
 "还有个事" is not the command "还有呢"."""
 _THEN_ASKS = re.compile(r"^(?:那|那么)?(?:然后呢|然后|接下来呢|接下来|下一步呢|还有呢)[\s,，。!！?？]+(?=\S{3})")
 """A "go on" opener before a question ("然后呢 号怎么拿回来"): the question is what is asked."""
+_DETAIL = re.compile(r"\d|[一二两三四五六七八九十百千万几]+(?:笔|次|回|天|号|点|块|元|万|个月|月|年|多)"
+                     r"|昨天|前天|今天|早上|晚上|半夜|凌晨|上午|下午|中午|礼拜|星期|周[一二三四五六日末]")
+"""A time, a count or an amount ("前天半夜两点多", "一共4笔"): a fact worth writing down."""
 _GENERIC_ASKS = frozenset({"cmd:first", "cmd:next", "social:emotion"})
 """What "我该干嘛 / 怎么办" after a go-on opener matches: the opener's own reading then stands."""
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
@@ -135,6 +138,9 @@ class Understood(BaseModel):
     """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
     did: bool = False
     """The whole (short) message says the user already did it ("已经开了", "给了")."""
+    detail: bool = False
+    """The message states a fact the police will want (a time, a count, an amount, a date):
+    "是前天半夜两点多", "一共4笔 每笔499"."""
     chars: int = 0
     """Length of the message after normalisation (short messages are follow-ups, not stories)."""
 
@@ -377,6 +383,7 @@ class Understander:
             below_line=amount is not None and _any(self._below, text),
             question=question,
             chars=len(digits),
+            detail=not question and _DETAIL.search(text) is not None,
             closing=closing,
             stopped=_STOPPED_RE.search(digits) is not None and _THIRD_PERSON.match(digits) is None,
             did=len(digits) <= DID_MAX_CHARS and _DID_RE.search(digits) is not None,

@@ -727,3 +727,15 @@ def test_tired_of_it_is_not_a_thank_you(und: Understander) -> None:
     """"太麻烦了" is not "麻烦你了"."""
     assert not und.understand("我不想报警 太麻烦了").closing
     assert und.understand("麻烦你了").closing
+
+
+def test_a_detail_nothing_else_matches_is_noted_with_what_to_do_with_it(chat: Chat, kb: KnowledgeBase) -> None:
+    """"一共3笔 每笔299" mid-flow is a fact for the police, not "没看懂"."""
+    _in(chat, "wallet_loss")
+    out = chat.say("一共3笔 每笔299")
+    assert render_text(kb, "detail_noted_money") in out and "没看懂" not in out
+    assert und_detail(chat, "大概是上礼拜三晚上") and not und_detail(chat, "是上礼拜三晚上吗")
+
+
+def und_detail(chat: Chat, text: str) -> bool:
+    return chat.und.understand(text).detail
