@@ -21,7 +21,7 @@ _DIGITS_RUN = re.compile(r"(?<![0-9A-Za-z])(\d(?:[ \-]?\d){11,22}[Xx]?)(?![0-9A-
 _ID_RE = re.compile(r"(?<!\d)(\d{17}[\dXx])(?![\dA-Za-z])")
 _MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d[ \-]?\d{4}[ \-]?\d{4})(?!\d)")
 _CODE_RE = re.compile(
-    r"(?:验证码|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
+    r"(?:验证码|验正码|验证吗|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
     r"[\"'“”]?((?=[0-9A-Za-z ]*\d)[0-9A-Za-z](?: ?[0-9A-Za-z]){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|次))"
     # a code written before the word: "384920是验证码", "收到短信384920，说是验证码" (not an
     # amount or a date: "2000块，说是验证码费" keeps its number)

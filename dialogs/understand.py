@@ -340,8 +340,10 @@ class Understander:
               and self._said(text, self._paid)):
             # "同学找我借钱 我转了2k 结果他号被盗了": the user paid whoever had the friend's account
             scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
-        elif (live or (scenario is None and "account_stolen" in candidates)) and self._said(text, self._lost_account):
-            # "验证码发给他了 现在微信退出登录了": the account is already taken
+        elif (live or (scenario is None and "account_stolen" in candidates) or (
+                scenario == "account_rental" and ("验证码" in text or "code_asked" in self.live_moves(text)))) and self._said(text, self._lost_account):
+            # "验证码发给他了 现在微信退出登录了": the account is already taken (also when a "friend"
+            # asked for the code, which reads like helping someone verify an account)
             scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
         # every field is built right here with its declared type, and this is the hot path
         # (validation cost more than the classification): see ``understood``
