@@ -23,14 +23,14 @@ _MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}
 _NOT_MONEY = r"(?<![转付充借花赔退欠打拨])(?<!转了|付了|充了|借了|花了|赔了|退了|欠了|打了|拨了)"
 """Not right after a money or calling verb: "转了2000" is an amount, "打了95017" a hotline."""
 _CODE_RE = re.compile(
-    r"(?:验证码|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
+    r"(?:验证码|验正码|验证吗|校验码|动态码|短信码|确认码|激活码|安全码|code|CODE|Code)[^0-9A-Za-z\n]{0,10}?"
     r"[\"'“”]?" + _NOT_MONEY + r"((?=[0-9A-Za-z ]*\d)[0-9A-Za-z](?: ?[0-9A-Za-z]){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|次))"
     # a code written before the word: "384920是验证码", "收到短信384920，说是验证码" (not an
     # amount or a date: "2000块，说是验证码费" keeps its number)
     r"|(?<![0-9A-Za-z])" + _NOT_MONEY + r"(\d(?: ?\d){3,7})(?![0-9A-Za-z]|\s*(?:元|块|年|月|日|号|次|万|千|百|个|分|小时|天|岁))"
     r"[^0-9A-Za-z\n]{0,8}?(?:验证码|校验码|动态码|短信码)"
 )
-_CODE_WORD = re.compile(r"验证码|校验码|动态码|短信码")
+_CODE_WORD = re.compile(r"验证码|验正码|校验码|动态码|短信码")
 _FAR_CODE_RE = re.compile(
     # in a message about a code, a bare 6-digit number further away is the code too ("验证码发到
     # 爷爷手机上了 他念给我了 是482913"): SMS codes are 6 digits; amounts keep their number

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from dialogs.acts import EMOTION_YIELDS, INTENT_STRONG, LIVE_FLOWS, Act, decide, in_flow
+from dialogs.acts import EMOTION_MAX_CHARS, EMOTION_YIELDS, INTENT_STRONG, LIVE_FLOWS, Act, decide, in_flow
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -365,8 +365,9 @@ class Dialog:
     def in_context(self, s: Session, u: Understood) -> Understood:
         """Re-rank the follow-up readings with the situation: a question that belongs to the
         current scenario (``qa.yaml`` ``scenarios`` / ``by_scenario``) gets ``CONTEXT_BONUS``.
-        Fear asked as a question takes the nearest curated question (``EMOTION_YIELDS``)."""
-        if u.intent == "social:emotion" and u.question:
+        Fear asked as a question takes the nearest curated question (``EMOTION_YIELDS``), and so
+        does fear tacked onto a longer complaint ("95017一直排队 急死了": the complaint is the act)."""
+        if u.intent == "social:emotion" and (u.question or u.chars > EMOTION_MAX_CHARS):
             asked = [(label, v) for label, v in u.alternatives if label.startswith("qa:") and v >= EMOTION_YIELDS]
             if asked:
                 u = u.model_copy(update={"intent": asked[0][0], "intent_score": asked[0][1]})

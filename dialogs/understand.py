@@ -93,8 +93,6 @@ _GENERIC_ASKS = frozenset({"cmd:first", "cmd:next", "social:emotion"})
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
 """A clause that carries on someone else's words after a quote ("…说我涉嫌洗钱 要视频做笔录")."""
 _BORROWED = re.compile(r"(?:找|向|问|管|跟)我借")
-_CODE = re.compile(r"验证码")
-"""A verification code was in play: "给了验证码 现在登不上" is a taken account, not a rental."""
 """Someone (a friend's account, as it turns out) asked the user for money."""
 _CLAUSE_RE = re.compile(r"[,，。！!？?；;、\n]+|\s+")
 
@@ -356,9 +354,10 @@ class Understander:
               and self._said(text, self._paid)):
             # "同学找我借钱 我转了2k 结果他号被盗了": the user paid whoever had the friend's account
             scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
-        elif (live or (scenario is None and "account_stolen" in candidates)
-              or (scenario == "account_rental" and _CODE.search(text))) and self._said(text, self._lost_account):
-            # "验证码发给他了 现在微信退出登录了": the account is already taken
+        elif (live or (scenario is None and "account_stolen" in candidates) or (
+                scenario == "account_rental" and ("验证码" in text or "code_asked" in self.live_moves(text)))) and self._said(text, self._lost_account):
+            # "验证码发给他了 现在微信退出登录了": the account is already taken (also when a "friend"
+            # asked for the code, which reads like helping someone verify an account)
             scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
         # every field is built right here with its declared type, and this is the hot path
         # (validation cost more than the classification): see ``understood``
