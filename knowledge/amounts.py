@@ -29,9 +29,10 @@ _CN_MAGS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 10
 
 _MONEY_UNIT = r"块钱|块|元|圆|rmb|人民币|多块|多元|来块"
 _COUNT_AFTER = re.compile(
-    r"\s*(?:次|个|张|条|天|人|单|笔|遍|岁|倍|分钟|分(?!钱)|小时|周|星期|年|月|日|号|楼|层|点|位|"
+    r"\s*(?:多|来|几)?(?:次|个|张|条|天|人|单|笔|遍|岁|倍|分钟|分(?!钱)|小时|周|星期|年|月|日|号|楼|层|点|位|"
     r"g|gb|m|%|折|斤|公斤|克|米|台|部|件|套|家|所|名|只|项|页|集|期|届|级|秒|码|字|度|代|手)"
 )
+_AGE_BEFORE = re.compile(r"(?:都|已经|今年|快|我)$")
 _NOT_MONEY_BEFORE = re.compile(
     r"(?:验证码|校验码|动态码|密码|码|code|电话|手机|手机号|热线|拨打|拨|打|尾号|卡号|号码|编号|"
     r"订单|qq|微信号|账号|第)[^\d]{0,3}$"
@@ -150,6 +151,8 @@ def extract_amount(text: str) -> int | None:
                 continue
             if s[m.end() : m.end() + 1] in ("分", "几"):
                 continue  # 十分 = "very", 十几个 = "a dozen or so"
+            if _AGE_BEFORE.search(s[max(0, start - 3):start]) and s.startswith("多了", m.end()):
+                continue  # "我都五十多了": an age
         cn_value = parse_chinese_number(cn)
         if cn_value:
             found.append(cn_value)

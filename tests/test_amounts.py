@@ -94,3 +94,12 @@ def test_largest_amount_wins() -> None:
 )
 def test_parse_chinese_number(cn: str, value: int) -> None:
     assert parse_chinese_number(cn) == value
+
+
+@pytest.mark.parametrize("text", ["我都五十多了 哪来的校园贷", "我妈今年六十多岁了", "他打了二十多次电话"])
+def test_ages_and_counts_with_duo_are_not_money(text: str) -> None:
+    assert extract_amount(text) is None
+
+
+def test_money_with_duo_still_counts() -> None:
+    assert extract_amount("被骗了五千多") == 5000 and extract_amount("转了三百多块") == 300
