@@ -188,8 +188,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
             u.scenario in (None, "out_of_scope") or (in_flow(s) and u.scenario == s.scenario)):
         return Act.emotion  # "我心里好慌啊": one calm line and the next action, not 没看懂
     if u.scenario is not None:
-        if in_flow(s) and u.scenario == s.scenario:
-            return Act.same_story
+        if in_flow(s) and (u.scenario == s.scenario or (s.scenario == "fraud_victim" and u.scenario == "scam_check")):
+            return Act.same_story  # the scam that already took money goes on: its moves are answered in place
         if in_flow(s) and u.scenario == "out_of_scope":
             return Act.off_topic
         if in_flow(s) and u.confidence < (

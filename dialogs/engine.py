@@ -63,6 +63,11 @@ answer at this similarity and lead; below it, the next step (the dev sets: most 
 QA_OFFER_MIN = 0.25
 """Questions at least this near are offered as numbered options."""
 
+TOPIC_QA_MIN = 0.50
+"""A law or hotline request whose rest is this near a curated question gets that answer."""
+ACK_YIELDS = 0.42
+"""A thanks or goodbye said with a question ("谢谢你 你叫啥名字"): the nearest question or command
+this close is the act."""
 CONTEXT_BONUS = 0.06
 """Similarity added to questions that belong to the current situation when re-ranking."""
 
@@ -243,7 +248,19 @@ class Dialog:
             return self.sc(s.scenario)
         return None
 
+    def _topic(self, u: Understood, law: bool) -> str | None:
+        """The curated question a law or hotline request is about ("这算侵犯隐私吗 法律咋说的"),
+        when the rest of the message is near one (and, for law, one whose answer cites law)."""
+        qa_id = (u.asked or "")[3:]
+        entry = self.kb.qa.get(qa_id)
+        if u.command is not None or entry is None or u.asked_score < TOPIC_QA_MIN:
+            return None
+        return qa_id if (entry.touches_law or not law) else None
+
     def cmd_law(self, s: Session, u: Understood) -> Replies:
+        topic = self._topic(u, law=True)
+        if topic is not None:
+            return self.answer(s, topic, u)
         """One short plain message with the exact citations; the text itself on 原文."""
         sc = self._need_scenario(s)
         if sc is not None and not sc.laws and "other_legal" in self.kb.qa:
@@ -281,6 +298,9 @@ class Dialog:
         return lines
 
     def cmd_hotlines(self, s: Session, u: Understood) -> Replies:
+        topic = self._topic(u, law=False)
+        if topic is not None:
+            return self.answer(s, topic, u)
         sc = self._need_scenario(s)
         ids = sc.hotlines if sc else ["110", "96110", "12348"]
         return self.pack([render_text(self.kb, "hotlines_header"), *self._hotline_lines(ids)])
@@ -369,6 +389,13 @@ class Dialog:
         does fear tacked onto a longer complaint ("95017一直排队 急死了": the complaint is the act)."""
         if u.intent == "social:emotion" and (u.question or u.chars > EMOTION_MAX_CHARS):
             asked = [(label, v) for label, v in u.alternatives if label.startswith("qa:") and v >= EMOTION_YIELDS]
+            if asked:
+                u = u.model_copy(update={"intent": asked[0][0], "intent_score": asked[0][1]})
+        if u.intent in ("social:thanks", "social:bye") and u.question and not u.closing and not u.flags:
+            # "好的谢谢 那我要带什么去派出所": the thanks is an ack, the question is the act
+            # (with progress in it, on_progress already answers the question after the ack)
+            asked = [(label, v) for label, v in u.alternatives
+                     if not label.startswith("social:") and v >= ACK_YIELDS]
             if asked:
                 u = u.model_copy(update={"intent": asked[0][0], "intent_score": asked[0][1]})
         if not u.alternatives or not in_flow(s) or u.closing:
@@ -469,6 +496,8 @@ class Dialog:
             return named
         if s.scenario == "scam_check":  # a new detail of a live scam: the rule that covers it, not the next page
             return [render_text(self.kb, "live_generic")]
+        if s.scenario == "fraud_victim" and u.scenario == "scam_check" and "live_victim" in self.kb.texts:
+            return [render_text(self.kb, "live_victim")]  # the scam that took money goes on
         return self.advance(s)
 
     def on_enter(self, s: Session, u: Understood) -> Replies:

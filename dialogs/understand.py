@@ -70,6 +70,20 @@ CLOSING_PLAN_MAX_CHARS = 28
 _HAS_DIGIT = re.compile(r"\d")
 _THIRD_PERSON = re.compile(r"^(?:现在|刚才|刚刚|已经|昨天|今天)?(?:他|她|对方|骗子|那人|那个人|人家)(?!们?说)")
 """A clause whose subject is someone else: what it reports was not done by the user."""
+_LAW_OR_LINES = re.compile(
+    r"(?:有没有|有什么|有啥|是什么|是啥|给我看看?|发我看看?|看下|看看)?"
+    r"(?:法律依据|法律上|法律规定|法律条文|法条|哪条法律?|什么法律?|法律|依据|热线电话|热线|电话)"
+    r"(?:是什么|是啥|是哪条|怎么说的?|咋说的?|怎么规定的?|给我看看?|发我看看?|看下|可以打|能打|要打|有没有|有吗|呢|吗)?")
+_BACK_REFERENCE = re.compile(r"这种情况|这个情况|这种事|这件事|这事|这种|这样|这个|那个|我这|这|那|的|有|吗|呢|啊|了")
+"""What a rest like "这种情况" is made of: it points back at the current situation, no new topic."""
+_STILL_ASKS_NUMBER = re.compile(r"打|电话|热线|号码")
+"""… but a hotline request whose rest still asks which number to dial is the hotline list."""
+"""A law or hotline request inside a longer question ("泄露我信息的人能抓吗 法律依据"): what is
+left once it is cut out says which topic the law or the number is wanted for."""
+TOPIC_MIN_CHARS = 2
+TOPIC_WHOLE_MAX = 0.95
+"""A message this close to a law or hotline phrasing as a whole is that request, nothing else."""
+
 _THANKS_AT_END = re.compile(r"(?:谢谢|多谢|感谢|谢了|谢啦)(?:你|您|啦|了|啊|呀|哈)*$")
 _QMARK = re.compile(r"[？?](?=[\u4e00-\u9fff\s，,]|$)")
 """A question mark ("我现在打110?他说不准挂") asks; the plan cues must not read it as a sign-off."""
@@ -341,6 +355,14 @@ class Understander:
             if rest and len(rest) < len(text):
                 rest_turn = self.turns.match(rest, result.scenario, True)
                 asked, asked_score = rest_turn.intent, round(rest_turn.intent_score, 4)
+        if not asked and (turn.intent or "") in ("cmd:law", "cmd:hotlines") and turn.intent_score < TOPIC_WHOLE_MAX:
+            rest = _LAW_OR_LINES.sub("，", text)
+            if len(squash(_BACK_REFERENCE.sub("", rest))) >= TOPIC_MIN_CHARS and rest != text and not (
+                    turn.intent == "cmd:hotlines" and _STILL_ASKS_NUMBER.search(rest)):
+                rest_turn = self.turns.match(rest, result.scenario, True)
+                nearest = next(((k, v) for k, v in rest_turn.top if k.startswith("qa:")), None)
+                if nearest is not None:
+                    asked, asked_score = nearest[0], round(nearest[1], 4)
         scenario = None if result.ambiguous else result.scenario
         confidence = result.confidence
         amount = extract_amount(text)

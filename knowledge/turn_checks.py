@@ -19,7 +19,7 @@ TURN_TEXTS: dict[str, frozenset[str]] = {
     for key, variables in {
         "calm": "", "self_blame": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
         "unclear_midflow": "title", "law_plain": "citations", "urgent_already": "labels",
-        "left_none": "", "left_some": "remaining", "relief": "", "emotion_start": "", "qa_also": "options", "live_generic": "", "live_after": "", "amount_big_reported": "amount", "amount_small_reported": "amount",
+        "left_none": "", "left_some": "remaining", "relief": "", "emotion_start": "", "qa_also": "options", "live_generic": "", "live_victim": "", "live_after": "", "amount_big_reported": "amount", "amount_small_reported": "amount",
     }.items()
 }
 """texts.yaml keys the turn model uses, with the variables each may contain."""
