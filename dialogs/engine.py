@@ -52,7 +52,7 @@ PROGRESS_QA_MIN = 0.40
 """Progress said together with a question ("报警了 钱多久能回来"): the ack, then the answer,
 when the question is this near a curated one (a plain report asks nothing: 0.55 and up)."""
 PROGRESS_QA_STRONG = 0.45
-SMALL_AMOUNT_QA = frozenset({"should_report", "no_case", "amount_line", "small_amount"})
+SMALL_AMOUNT_QA = frozenset({"should_report", "amount_line", "small_amount"})
 """Questions about reporting or filing that, asked with an amount under the 3000 元 line, are
 the small-amount question ("就1200 要报警吗")."""
 STATEMENT_QA_MIN = 0.25
