@@ -518,9 +518,10 @@ class Dialog:
         if in_flow(s) and relay:  # "有人转给我 让我转到另一张卡 我转了": how the account got frozen, not a new loss
             s.state = "scenario"
             return self.move_answers(s, u.model_copy(update={"moves": relay}))
-        if in_flow(s) and s.scenario == "account_frozen":
+        if in_flow(s) and s.scenario in ("account_frozen", "account_rental"):
             # a move told inside a frozen account is most often why it was frozen ("有人转错钱
-            # 让我退"): answered there, by the curated question it is near if there is one
+            # 让我退"), inside a rental the offer itself ("还有人让我刷流水"): answered there, by
+            # the curated question it is near if there is one
             s.state = "scenario"
             asked = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
             if asked in self.kb.qa and u.intent_score >= FROZEN_MOVE_QA:
