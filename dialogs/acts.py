@@ -63,6 +63,10 @@ EMOTION_YIELDS = 0.40
 """Fear said with a question ("会不会算我诈骗啊 慌死了"): a curated question this near is the act
 (the calm line goes first anyway), not the fear phrasing it also resembles."""
 
+SELF_BLAME_YIELDS = 0.60
+"""Self-blame asked with a question ("聊天记录要删吗 好丢人"): a curated question this near is
+answered (the calm line still goes first), not only comforted."""
+
 QUESTION_SWITCH_MIN_CONFIDENCE = 0.85
 """A question asked mid-flow ("能查到钱转哪去了吗") is about the current situation unless the
 matcher is this sure it names another one."""
@@ -168,7 +172,8 @@ def decide(s: Session, u: Understood, returning: bool) -> Act:
     if names_situation(s, u):
         return Act.enter
     if u.self_blame and not u.flags and not u.moves and not (
-            u.intent_score >= INTENT_STRONG and not (u.intent or "").startswith("social:")):
+            u.intent_score >= (SELF_BLAME_YIELDS if u.question else INTENT_STRONG)
+            and not (u.intent or "").startswith("social:")):
         return Act.emotion  # "我是不是很蠢": comfort first, not the nearest question's answer
     if _amount_answer(s, u) and not u.question and not (
             (u.intent or "").startswith("qa:") and u.intent_score >= AMOUNT_YIELDS):  # "大概3万": the answer to "被骗了多少钱"

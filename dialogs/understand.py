@@ -102,6 +102,8 @@ _THEN_ASKS = re.compile(r"^(?:那|那么)?(?:然后呢|然后|接下来呢|接�
 _DETAIL = re.compile(r"\d|[一二两三四五六七八九十百千万几]+(?:笔|次|回|天|号|点|块|元|万|个月|月|年|多)"
                      r"|昨天|前天|今天|早上|晚上|半夜|凌晨|上午|下午|中午|礼拜|星期|周[一二三四五六日末]")
 """A time, a count or an amount ("前天半夜两点多", "一共4笔"): a fact worth writing down."""
+_DONE_WORD = re.compile(r"(?:都|已经|我)?(?:弄|搞|办|做|整)?(?:好|完|定|妥)了?(?:啊|呀|哈)?|搞定了?|好的?|嗯+")
+"""A bare "弄好了 / 搞定了" beside a report adds nothing to ask about: not part of the rest."""
 _GENERIC_ASKS = frozenset({"cmd:first", "cmd:next", "social:emotion"})
 """What "我该干嘛 / 怎么办" after a go-on opener matches: the opener's own reading then stands."""
 _GOES_ON = re.compile(r"^(?:又|还|并且|而且|然后|再)?(?:说|讲|要|让|叫|要求|逼|催|让我|叫我|要我)")
@@ -351,7 +353,8 @@ class Understander:
         flags = self.progress_flags(text)
         asked, asked_score = None, 0.0
         if flags:
-            rest = "，".join(c for c in _CLAUSE_RE.split(text) if c and self._any_flag.search(c) is None)
+            rest = "，".join(c for c in _CLAUSE_RE.split(text)
+                            if c and self._any_flag.search(c) is None and not _DONE_WORD.fullmatch(c))
             if rest and len(rest) < len(text):
                 rest_turn = self.turns.match(rest, result.scenario, True)
                 asked, asked_score = rest_turn.intent, round(rest_turn.intent_score, 4)

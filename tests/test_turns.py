@@ -739,3 +739,18 @@ def test_a_detail_nothing_else_matches_is_noted_with_what_to_do_with_it(chat: Ch
 
 def und_detail(chat: Chat, text: str) -> bool:
     return chat.und.understand(text).detail
+
+
+def test_self_blame_with_a_near_question_gets_the_answer_too() -> None:
+    """"聊天记录要不要删 好丢人": a curated question this near is answered (the calm line goes
+    first anyway); without a question the comfort alone stays."""
+    s = Session(state="scenario", scenario="fraud_victim")
+    asked = Understood(self_blame=True, emotion=True, question=True, intent="qa:delete_chat", intent_score=0.65)
+    assert decide(s, asked, False) is Act.question
+    told = Understood(self_blame=True, emotion=True, question=False, intent="qa:delete_chat", intent_score=0.65)
+    assert decide(s, told, False) is Act.emotion
+
+
+def test_a_bare_done_word_beside_a_report_is_not_the_question(und: Understander) -> None:
+    u = und.understand("弄好了 冻上了 就是有个老同事已经给他转了800")
+    assert u.flags and u.asked != "qa:call_first"
