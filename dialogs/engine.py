@@ -475,6 +475,11 @@ class Dialog:
                 return [render_text(self.kb, "progress_ack_next", labels=labels), *self.show(s)]
         return replies
 
+    def _near_qa(self, u: Understood, least: float) -> str | None:
+        """The curated question the message reads as, when it is at least ``least`` near."""
+        qa_id = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
+        return qa_id if qa_id in self.kb.qa and u.intent_score >= least else None
+
     def _urges_again(self, flags: list[str], replies: Replies) -> bool:
         """Whether ``replies`` tell the user to do one of ``flags`` now (its ``urges``)."""
         return any(self._urge[f].search(r) for f in flags if f in self._urge for r in replies)
@@ -523,8 +528,8 @@ class Dialog:
             # 让我退"), inside a rental the offer itself ("还有人让我刷流水"): answered there, by
             # the curated question it is near if there is one
             s.state = "scenario"
-            asked = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
-            if asked in self.kb.qa and u.intent_score >= FROZEN_MOVE_QA:
+            asked = self._near_qa(u, FROZEN_MOVE_QA)
+            if asked is not None:
                 return self.answer(s, asked, u)
             return self.move_answers(s, u)
         if in_flow(s) and (s.scenario in LIVE_FLOWS or in_place) and (
@@ -565,8 +570,8 @@ class Dialog:
             s.state = "scenario"
             return [render_text(self.kb, "live_after")]
         replies = [render(self.kb, move.after)]
-        asked = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
-        if u.question and asked in self.kb.qa and u.intent_score >= INTENT_STRONG:
+        asked = self._near_qa(u, INTENT_STRONG)
+        if u.question and asked is not None:
             replies += self.answer(s, asked, u)  # "挂了 那要报警吗": what now, and the answer
         return replies
 
