@@ -369,6 +369,7 @@ class Understander:
         scenario = None if result.ambiguous else result.scenario
         confidence = result.confidence
         amount = extract_amount(text)
+        moves = self.live_moves(text)
         live = result.scenario == "scam_check"
         if amount is not None and (live or (scenario is None and "fraud_victim" in candidates)) and (
                 self._said(text, self._paid) or (self._any_move.search(_prenormalize(text)) is not None
@@ -380,7 +381,7 @@ class Understander:
             # "同学找我借钱 我转了2k 结果他号被盗了": the user paid whoever had the friend's account
             scenario, confidence = "fraud_victim", max(confidence, PAID_CONFIDENCE)
         elif (live or (scenario is None and "account_stolen" in candidates) or (
-                scenario == "account_rental" and ("验证码" in text or "code_asked" in self.live_moves(text)))) and self._said(text, self._lost_account):
+                scenario == "account_rental" and ("验证码" in text or "code_asked" in moves))) and self._said(text, self._lost_account):
             # "验证码发给他了 现在微信退出登录了": the account is already taken (also when a "friend"
             # asked for the code, which reads like helping someone verify an account)
             scenario, confidence = "account_stolen", max(confidence, PAID_CONFIDENCE)
@@ -401,7 +402,7 @@ class Understander:
             intent_score=round(turn.intent_score, 4),
             alternatives=turn.top,
             story_score=round(turn.story_score, 4),
-            moves=self.live_moves(text),
+            moves=moves,
             emotion=self_blame or _any(self._emotion, text),
             self_blame=self_blame,
             below_line=amount is not None and _any(self._below, text),
