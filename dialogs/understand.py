@@ -91,7 +91,7 @@ _BYE_AT_END = re.compile(r"(?:拜拜|再见|拜了|回头聊|下次聊)(?:啦|�
 """Goodbye said last ("有不懂的再来问你 拜拜"): whatever came before, the user is leaving."""
 _THANKS_AT_START = re.compile(r"^(?:好的?|嗯+|ok|行|哦)?(?:谢谢|多谢|感谢|谢啦|谢了)")
 """Thanks said first ("谢谢 你比那些客服靠谱多了"): with no question after it, a close."""
-_ASKS = re.compile(r"[吗嘛？?]|(?<![这那])么|怎么|咋|啥|什么|哪|多少|多久|多长时间|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
+_ASKS = re.compile(r"[吗嘛？?]|(?<![这那])么|怎么|咋|啥|什么|哪|谁|多少|多久|多长时间|能不能|会不会|是不是|要不要|该不该|可不可以|有没有|还是")
 """A real question after thanks (the question cues also count 靠谱/有用, which praise can use)."""
 _NEW_TOPIC = re.compile(r"^(?:算了|好吧|哦|嗯)?[\s,，。!！]*(?:(?:对了|另外|顺便问一?下|还有(?:个|一个|件|一件)?(?:事|事情|问题)?)"
                         r"[\s,，。：:!！]+)+")
@@ -356,7 +356,14 @@ class Understander:
             rest = "，".join(c for c in _CLAUSE_RE.split(text)
                             if c and self._any_flag.search(c) is None and not _DONE_WORD.fullmatch(c))
             if rest and len(rest) < len(text):
-                rest_turn = self.turns.match(rest, result.scenario, True)
+                # "冻好了 然后呢 我朋友会不会找我赔钱": the question after the go-on opener is asked
+                rest_asked = _THEN_ASKS.sub("", rest, count=1)
+                rest_turn = self.turns.match(rest_asked or rest, result.scenario, True)
+                if rest_asked != rest and rest_turn.intent in _GENERIC_ASKS:
+                    rest_turn = self.turns.match(rest, result.scenario, True)
+                elif rest_asked != rest and turn.intent in _GENERIC_ASKS and not closing:
+                    # ... and the whole message is no "go on" either: the report and that question
+                    turn = replace(turn, intent=rest_turn.intent, intent_score=rest_turn.intent_score)
                 asked, asked_score = rest_turn.intent, round(rest_turn.intent_score, 4)
         if not asked and (turn.intent or "") in ("cmd:law", "cmd:hotlines") and turn.intent_score < TOPIC_WHOLE_MAX:
             rest = _LAW_OR_LINES.sub("，", text)

@@ -754,3 +754,26 @@ def test_self_blame_with_a_near_question_gets_the_answer_too() -> None:
 def test_a_bare_done_word_beside_a_report_is_not_the_question(und: Understander) -> None:
     u = und.understand("弄好了 冻上了 就是有个老同事已经给他转了800")
     assert u.flags and u.asked != "qa:call_first"
+
+
+@pytest.mark.parametrize("text", ["那我找谁去解", "好 那我找谁问", "那我去找谁"])
+def test_asking_whom_to_go_to_is_a_question_not_a_sign_off(und: Understander, text: str) -> None:
+    """"那我找谁去解" asks who can lift it; read as "I'll go then" it got "好的，保重"."""
+    u = und.understand(text)
+    assert u.question and not u.closing
+
+
+def test_asking_whom_to_go_to_in_a_frozen_account_names_who_froze_it(chat: Chat) -> None:
+    _in(chat, "account_frozen")
+    out = chat.say("那我找谁去解")
+    assert "保重" not in out and ("开户银行" in out or "通知" in out)
+    assert chat.und.understand("好的 我去找他").closing
+
+
+def test_a_go_on_opener_after_a_report_does_not_hide_the_question(chat: Chat, kb: KnowledgeBase) -> None:
+    """"冻好了 然后呢 我朋友会不会找我赔钱": the report is acked and the liability question
+    answered, not paged past with the next scripted step."""
+    _in(chat, "account_stolen")
+    out = chat.say("冻结了 然后呢 我朋友会不会找我赔钱")
+    assert "已记下" in out and "受害人" in out
+    assert chat.und.understand("报警了 然后呢").intent == "cmd:next"
