@@ -24,11 +24,12 @@ web chat are not paced like WeChat), for 70 lines: kept.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 
 class AutoPipeline:
@@ -43,6 +44,7 @@ class AutoPipeline:
         # redis-py's cluster pipeline refuses EVALSHA, and a batch would span nodes anyway:
         # on a cluster each call goes straight to the node that owns its slot.
         self.direct = not isinstance(redis, Redis)
+        self._pool = redis.connection_pool if isinstance(redis, Redis) else None
 
     async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         if self.direct:
@@ -65,10 +67,8 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in batch:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._round_trip(
+                [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args, _ in batch])
         except BaseException as exc:  # connection errors reach every caller of the batch
             for *_, fut in batch:
                 if not fut.done():
@@ -89,3 +89,38 @@ class AutoPipeline:
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
+
+    async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One write and one read of every reply on one pooled connection: what redis-py's
+        ``Pipeline.execute(raise_on_error=False)`` does, without its per-command machinery
+        (a command stack, a read timeout and a callback lookup per reply, observability
+        hooks), which cost more than the scripts themselves. The socket timeout bounds the
+        whole batch once instead of each reply; a cancelled or timed-out read closes the
+        connection (redis-py's ``read_response``), so a reused socket never desyncs. Connection
+        errors are retried with the client's own ``Retry``, as its pipeline does; the scripts
+        are safe to run twice."""
+        pool = self._pool
+        assert pool is not None  # a cluster client never batches (``direct``)
+        conn = await pool.get_connection()
+        try:
+            packed = conn.pack_commands(commands)
+            deadline = conn.socket_timeout
+
+            async def once() -> list[Any]:
+                await conn.send_packed_command(packed)
+                out: list[Any] = []
+                async with asyncio.timeout(deadline):
+                    for _ in commands:
+                        try:
+                            out.append(await conn.read_response(timeout=math.inf))
+                        except ResponseError as err:  # a script's own error: that caller's
+                            out.append(err)
+                return out
+
+            async def failed(error: Exception) -> None:
+                await conn.disconnect()
+
+            return await conn.retry.call_with_retry(once, failed)
+        finally:
+            await pool.release(conn)
+
