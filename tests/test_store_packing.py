@@ -64,27 +64,3 @@ def test_a_plain_batch_is_one_buffer_with_redis_pys_bytes() -> None:
     assert len(fast) == 1
     assert fast[0] == b"".join(Connection().pack_commands(plain))
 
-
-async def test_a_batch_keeps_each_callers_error_to_itself(redis_url: str) -> None:
-    """One script failing in a batch is that caller's error; the others get their results
-    (what redis-py's pipeline gives with raise_on_error=False)."""
-    import asyncio
-
-    from redis.exceptions import ResponseError
-
-    from bot.store.autopipe import AutoPipeline
-
-    client = make_client(Settings(_env_file=None), redis_url)  # type: ignore[call-arg]
-    assert isinstance(client, Redis)
-    try:
-        ok = client.register_script("return ARGV[1]")
-        bad = client.register_script("return redis.error_reply('nope')")
-        await client.script_load(ok.script)
-        await client.script_load(bad.script)
-        pipe = AutoPipeline(client)
-        results = await asyncio.gather(pipe.run(ok, [], ["a"]), pipe.run(bad, [], []), pipe.run(ok, [], ["b"]),
-                                       return_exceptions=True)
-        assert results[0] == b"a" and results[2] == b"b"
-        assert isinstance(results[1], ResponseError) and "nope" in str(results[1])
-    finally:
-        await client.aclose()

@@ -35,9 +35,14 @@ from redis.exceptions import NoScriptError, ResponseError
 class AutoPipeline:
     """Coalesce ``EVALSHA`` calls made in the same loop iteration into one round trip."""
 
-    def __init__(self, redis: Redis | RedisCluster, max_batch: int = 512) -> None:
+    def __init__(self, redis: Redis | RedisCluster, max_batch: int = 512, deadline_s: float | None = None) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        self.deadline_s = deadline_s
+        """Every call answers or fails (``TimeoutError``) within this, retries included: one
+        timer per batch bounds all its callers, so they need none of their own (an asyncio
+        timer costs more than a script's whole client path). None: the socket timeout bounds
+        each attempt."""
         self._pending: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,7 +53,8 @@ class AutoPipeline:
 
     async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         if self.direct:
-            return await script(keys=keys, args=args)
+            async with asyncio.timeout(self.deadline_s):
+                return await script(keys=keys, args=args)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, fut))
@@ -101,26 +107,26 @@ class AutoPipeline:
         are safe to run twice."""
         pool = self._pool
         assert pool is not None  # a cluster client never batches (``direct``)
-        conn = await pool.get_connection()
-        try:
-            packed = conn.pack_commands(commands)
-            deadline = conn.socket_timeout
+        async with asyncio.timeout(self.deadline_s):
+            conn = await pool.get_connection()
+            try:
+                packed = conn.pack_commands(commands)
+                per_try = conn.socket_timeout
 
-            async def once() -> list[Any]:
-                await conn.send_packed_command(packed)
-                out: list[Any] = []
-                async with asyncio.timeout(deadline):
-                    for _ in commands:
-                        try:
-                            out.append(await conn.read_response(timeout=math.inf))
-                        except ResponseError as err:  # a script's own error: that caller's
-                            out.append(err)
-                return out
+                async def once() -> list[Any]:
+                    await conn.send_packed_command(packed)
+                    out: list[Any] = []
+                    async with asyncio.timeout(per_try):
+                        for _ in commands:
+                            try:
+                                out.append(await conn.read_response(timeout=math.inf))
+                            except ResponseError as err:  # a script's own error: that caller's
+                                out.append(err)
+                    return out
 
-            async def failed(error: Exception) -> None:
-                await conn.disconnect()
+                async def failed(error: Exception) -> None:
+                    await conn.disconnect()
 
-            return await conn.retry.call_with_retry(once, failed)
-        finally:
-            await pool.release(conn)
-
+                return await conn.retry.call_with_retry(once, failed)
+            finally:
+                await pool.release(conn)

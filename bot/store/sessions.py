@@ -203,7 +203,7 @@ class SessionStore:
         self._release = redis.register_script(RELEASE_LUA)
         self._renew = redis.register_script(RENEW_LUA)
         self._abandon = redis.register_script(ABANDON_LUA)
-        self._pipe = AutoPipeline(redis)
+        self._pipe = AutoPipeline(redis, deadline_s=op_timeout_s)  # bounds every script call
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -284,11 +284,10 @@ class SessionStore:
         deadline = time.monotonic() + self.max_wait_s
         delay = 0.002
         while True:
-            try:
-                async with asyncio.timeout(self.op_timeout_s):
-                    code, payload = await self._pipe.run(
-                        self._begin, keys, [token, self.lock_ttl_ms, "1" if msg_id else "0", rate_per_min]
-                    )
+            try:  # bounded by the auto-pipeline's deadline (op_timeout_s)
+                code, payload = await self._pipe.run(
+                    self._begin, keys, [token, self.lock_ttl_ms, "1" if msg_id else "0", rate_per_min]
+                )
             except BaseException:
                 # The BEGIN may still run later (a stalled server executes what sat on the
                 # wire when it resumes): make sure it cannot leave a lock nobody releases.
@@ -311,9 +310,8 @@ class SessionStore:
             delay = min(delay * 2, 0.05)
 
     async def _release_bounded(self, conv: str, token: str) -> None:
-        try:
-            async with asyncio.timeout(self.op_timeout_s):
-                await self._pipe.run(self._release, self.keys(conv, None)[:1], [token])
+        try:  # bounded by the auto-pipeline's deadline
+            await self._pipe.run(self._release, self.keys(conv, None)[:1], [token])
         except Exception:  # a failed release is retried in the background
             self._abandon_later(conv, token)
 
@@ -342,8 +340,7 @@ class SessionStore:
 
     async def renew(self, held: Held) -> bool:
         """Extend the lease of a held lock; False when it is no longer ours."""
-        async with asyncio.timeout(self.op_timeout_s):
-            ok = await self._pipe.run(self._renew, self.keys(held.conv, None)[:1], [held.token, self.lock_ttl_ms])
+        ok = await self._pipe.run(self._renew, self.keys(held.conv, None)[:1], [held.token, self.lock_ttl_ms])
         return bool(int(ok))
 
     async def commit(
