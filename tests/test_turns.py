@@ -816,3 +816,8 @@ def test_a_sum_said_beside_a_report_does_not_send_to_110_again(chat: Chat) -> No
     reply = chat.say("已经报警了 四万块啊 那是我攒了好几年的")
     assert "reported" in chat.s.done
     assert "数额巨大" in reply and "马上打110" not in reply
+
+
+@pytest.mark.parametrize("text", ["群里说先充50块返80 能做吗", "关注一个账号给两块钱 这种兼职行不行"])
+def test_paid_likes_and_top_up_for_a_return_name_the_task_scam(und: Understander, text: str) -> None:
+    assert "task_advance" in und.understand(text).moves
