@@ -40,6 +40,10 @@ from knowledge.schema import SCENARIO_IDS, KnowledgeBase, Scenario, Status
 AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
 """电信网络诈骗 数额较大 starts at 3000 元 (2016 两高一部意见, knowledge brief §6.2)."""
+HUGE_LINE = 30000
+THEN_QA_NEAR = 3
+"""How near (rank among the readings) "what next" or a flag's ``then_qa`` must be to be the question."""
+"""电信网络诈骗 数额巨大 starts at 3 万元 (same 意见)."""
 
 Replies = list[str]
 
@@ -193,6 +197,8 @@ class Dialog:
         if sid == "wallet_loss":  # money taken without the user paying anyone: theft, not fraud
             return [render_text(self.kb, "amount_theft", amount=amount)]
         key = "amount_big" if amount >= AMOUNT_LINE else "amount_small"
+        if amount >= HUGE_LINE and "amount_huge" in self.kb.texts:
+            key = "amount_huge"  # "八万五": 数额巨大, not only "past the 3000 line"
         if "reported" in s.done and f"{key}_reported" in self.kb.texts:
             key += "_reported"  # "被骗了两千 已经报警了": the amount's meaning, not "请打110" again
         return [render_text(self.kb, key, amount=amount)]
@@ -233,6 +239,9 @@ class Dialog:
         return [render_text(self.kb, "menu", options=self.menu_options())]
 
     def cmd_next(self, s: Session, u: Understood) -> Replies:
+        then = self._then_qa(s, u)
+        if then is not None and s.state == "scenario":  # "立案了 我还要做什么": what follows the report
+            return self.answer(s, then, u)
         if s.state == "resume" and s.scenario:
             s.state = "scenario"
             return self.show(s)
@@ -449,6 +458,8 @@ class Dialog:
         if u.question and self._small(u) and "small_amount" in self.kb.qa:
             s.amount = amount  # "不到三千是不是就不管": the small-amount answer, not the amount's meaning
             return self.answer(s, "small_amount", u)
+        if u.flags:  # "已经报警了 四万块啊": the sum's meaning for one who has reported, not "马上打110"
+            s.mark_done(u.flags)
         return self.amount_note(s, s.scenario or "fraud_victim", amount or 0)
 
     def on_progress(self, s: Session, u: Understood) -> Replies:
@@ -473,7 +484,33 @@ class Dialog:
                 s.push()
                 s.step = todo
                 return [render_text(self.kb, "progress_ack_next", labels=labels), *self.show(s)]
+        then = self._then_qa(s, u)
+        if then is not None:  # "受理了 后面还要干啥": the ack, then what follows the report
+            return [render_text(self.kb, "progress_ack_short", labels=self._labels(u)), *self.answer(s, then, u)]
+        if u.amount is not None and s.scenario in AMOUNT_SCENARIOS and s.scenario != "wallet_loss":
+            # "报了 一万二啊": what the sum means (a theft's note sends to 110 whatever was done)
+            note = self.amount_note(s, s.scenario or "", u.amount)
+            if not self._urges_again(u.flags, note):  # never "请打110" right after "报警了"
+                replies += note
         return replies
+
+    def _labels(self, u: Understood) -> str:
+        return "、".join(self.kb.flags[f].label for f in u.flags if f in self.kb.flags)
+
+    def _then_qa(self, s: Session, u: Understood) -> str | None:
+        """The curated "what now" for a report made in a question ("报了 接下来干啥"): the flag's
+        ``then_qa``, when the message reads as "what next" or that question is among its nearest."""
+        if not (u.question and u.flags and in_flow(s)):
+            return None
+        near = {label for label, _ in u.alternatives[:THEN_QA_NEAR]}
+        for f in u.flags:
+            qa_id = self.kb.flags[f].then_qa if f in self.kb.flags else None
+            entry = self.kb.qa.get(qa_id or "")
+            if entry is None or not (s.scenario in entry.scenarios or s.scenario in entry.by_scenario):
+                continue
+            if "cmd:next" in near or f"qa:{qa_id}" in near:
+                return entry.id
+        return None
 
     def _near_qa(self, u: Understood, least: float) -> str | None:
         """The curated question the message reads as, when it is at least ``least`` near."""
@@ -625,6 +662,9 @@ class Dialog:
         if act == "relief":
             return [render_text(self.kb, "relief")]
         close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))
+        tail = f"close_{s.scenario}"
+        if in_flow(s) and tail in self.kb.texts:  # the one thing to keep in mind in this situation
+            close += "\n" + render_text(self.kb, tail)
         if u.self_blame and "self_blame" in self.kb.texts:  # "谢谢 我真蠢": comfort before the close
             close = render_text(self.kb, "self_blame") + "\n" + close
         return [close]

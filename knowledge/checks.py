@@ -219,8 +219,10 @@ def patterns_sound(kb: KnowledgeBase) -> list[str]:
 
 
 def flag_regexes_compile(kb: KnowledgeBase) -> list[str]:
-    """Each progress flag's phrase regexes compile."""
-    return [p for f in kb.flags.values() for p in _bad_regexes(f"flags.{f.id}", f.phrases)]
+    """Each progress flag's phrase regexes compile, and its ``then_qa`` is a curated question."""
+    out = [p for f in kb.flags.values() for p in _bad_regexes(f"flags.{f.id}", f.phrases)]
+    return out + [f"flags.{f.id}.then_qa: unknown question {f.then_qa!r}"
+                  for f in kb.flags.values() if f.then_qa and f.then_qa not in kb.qa]
 
 
 def templates_sound(kb: KnowledgeBase) -> list[str]:

@@ -140,6 +140,9 @@ class ProgressFlag(_Strict):
     urges: list[str] = Field(default_factory=list, description=(
         "Regexes that find an answer telling the user to do it now (马上打110): such an answer "
         "is not added to the acknowledgement of the same report"))
+    then_qa: str | None = Field(default=None, description=(
+        "The curated question (qa.yaml id) that answers \"what now?\" asked in the same breath "
+        "as this report (报了警 接下来干啥), instead of the next page"))
 
 
 class Step(_Strict):

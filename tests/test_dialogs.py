@@ -125,13 +125,13 @@ async def test_returning_user_is_asked_to_continue(make_pipeline, kb: KnowledgeB
     assert render(kb, kb.scenarios["info_leak"].urgent) in joined(cont)
 
 
-@pytest.mark.parametrize("text,key", [("被骗了两千块钱，刷单的", "amount_small"),
-                                      ("刷单被骗了5万块怎么办", "amount_big")])
-async def test_amount_is_explained(pipeline: Pipeline, kb: KnowledgeBase, text: str, key: str) -> None:
+@pytest.mark.parametrize("text,key,amount", [("被骗了两千块钱，刷单的", "amount_small", 2000),
+                                             ("刷单被骗了8000块怎么办", "amount_big", 8000),
+                                             ("刷单被骗了5万块怎么办", "amount_huge", 50000)])
+async def test_amount_is_explained(pipeline: Pipeline, kb: KnowledgeBase, text: str, key: str, amount: int) -> None:
     out = await say(pipeline, text)
     assert out.scenario == "fraud_victim"
     assert any("3000" in r.text for r in out.replies)
-    amount = 2000 if key == "amount_small" else 50000
     assert text_of(kb, key, amount=amount) in joined(out)
 
 
@@ -155,7 +155,7 @@ async def test_group_and_private_sessions_are_apart(pipeline: Pipeline) -> None:
 async def test_the_amount_asked_for_is_understood(pipeline: Pipeline, kb: KnowledgeBase, answer: str, amount: int) -> None:
     await say(pipeline, "3")  # fraud_victim asks how much was lost
     out = await say(pipeline, answer)
-    key = "amount_big" if amount >= 3000 else "amount_small"
+    key = "amount_huge" if amount >= 30000 else "amount_big" if amount >= 3000 else "amount_small"
     assert joined(out) == text_of(kb, key, amount=amount) + "\n" + text_of(kb, "legal_note")
 
 

@@ -777,3 +777,47 @@ def test_a_go_on_opener_after_a_report_does_not_hide_the_question(chat: Chat, kb
     out = chat.say("冻结了 然后呢 我朋友会不会找我赔钱")
     assert "已记下" in out and "受害人" in out
     assert chat.und.understand("报警了 然后呢").intent == "cmd:next"
+
+
+# ----------------------------------------------------------------------------- fix6-b: money-flow rules
+def test_a_sum_of_three_wan_or_more_is_named_huge(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    reply = chat.say("被骗走五万块")
+    assert "数额巨大" in reply
+    chat2 = Chat(kb, chat.und)
+    _in(chat2, "fraud_victim")
+    assert "数额巨大" not in chat2.say("被骗走五千块")
+
+
+def test_a_report_with_what_next_gets_what_follows_the_report(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "fraud_victim")
+    reply = chat.say("派出所已经报过案了 接下来俺还得干点啥")
+    assert "reported" in chat.s.done
+    assert "回执" in reply and "复议" in reply
+    assert kb.flags["reported"].then_qa in kb.qa
+
+
+def test_a_report_with_a_sum_says_what_the_sum_means(chat: Chat) -> None:
+    _in(chat, "fraud_victim")
+    reply = chat.say("报过警了 这四万是不是打水漂了")
+    assert "reported" in chat.s.done
+    assert "数额巨大" in reply and "马上打110" not in reply
+
+
+@pytest.mark.parametrize("sid,word", [("fraud_victim", "回执"), ("scam_check", "挂断")])
+def test_a_thanks_in_a_money_flow_closes_with_the_one_thing_to_keep(chat: Chat, sid: str, word: str) -> None:
+    _in(chat, sid)
+    reply = chat.say("好的 谢谢你")
+    assert word in reply
+
+
+def test_a_sum_said_beside_a_report_does_not_send_to_110_again(chat: Chat) -> None:
+    _in(chat, "fraud_victim")
+    reply = chat.say("已经报警了 四万块啊 那是我攒了好几年的")
+    assert "reported" in chat.s.done
+    assert "数额巨大" in reply and "马上打110" not in reply
+
+
+@pytest.mark.parametrize("text", ["群里说先充50块返80 能做吗", "关注一个账号给两块钱 这种兼职行不行"])
+def test_paid_likes_and_top_up_for_a_return_name_the_task_scam(und: Understander, text: str) -> None:
+    assert "task_advance" in und.understand(text).moves
