@@ -777,3 +777,27 @@ def test_a_go_on_opener_after_a_report_does_not_hide_the_question(chat: Chat, kb
     out = chat.say("冻结了 然后呢 我朋友会不会找我赔钱")
     assert "已记下" in out and "受害人" in out
     assert chat.und.understand("报警了 然后呢").intent == "cmd:next"
+
+
+@pytest.mark.parametrize("sid", ["account_stolen", "wallet_loss", "out_of_scope"])
+def test_a_thanks_in_a_flow_adds_its_close_tip(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
+    """A warm close in a flow carries that situation's one reminder (receipt, evidence, 12348)."""
+    _in(chat, sid)
+    tip = kb.scenarios[sid].close_tip
+    assert tip
+    out = chat.say("好的 多谢")
+    assert "不客气" in out and render(kb, tip) in out
+
+
+@pytest.mark.parametrize("text", ["行 那我这就去派出所了 谢谢", "好 听你的 交给民警 谢了", "嗯嗯 我明天上午去报案 谢谢你"])
+def test_a_sign_off_for_the_police_station_says_what_to_bring(chat: Chat, kb: KnowledgeBase, text: str) -> None:
+    _in(chat, "account_stolen")
+    u = chat.und.understand(text)
+    assert u.closing and u.police_visit
+    out = chat.say(text)
+    assert render_text(kb, "close_police") in out and "回执" in out
+
+
+@pytest.mark.parametrize("text", ["谢谢你 挺耐心的", "好的 我去跟我妈说一声"])
+def test_a_sign_off_that_is_not_a_police_visit(und: Understander, text: str) -> None:
+    assert not und.understand(text).police_visit
