@@ -801,3 +801,21 @@ def test_a_sign_off_for_the_police_station_says_what_to_bring(chat: Chat, kb: Kn
 @pytest.mark.parametrize("text", ["谢谢你 挺耐心的", "好的 我去跟我妈说一声"])
 def test_a_sign_off_that_is_not_a_police_visit(und: Understander, text: str) -> None:
     assert not und.understand(text).police_visit
+
+
+@pytest.mark.parametrize(("text", "qa_id"), [
+    ("我表姐点开了盗号的人用我微信发的链接 会出事吗", "friend_clicked_link"),
+    ("同学收到我号发的借钱消息 他没上当", "friend_got_message"),
+    ("不想去报警了 干脆把微信号注销了得了", "cancel_wechat"),
+])
+def test_stolen_account_follow_ups_about_friends_and_cancelling(chat: Chat, kb: KnowledgeBase, text: str, qa_id: str) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say(text)
+    assert render(kb, kb.qa[qa_id].answer).splitlines()[0] in out
+
+
+def test_a_stolen_account_without_a_loss_is_still_worth_reporting(chat: Chat) -> None:
+    """"没丢钱就不报了吧" with a stolen account: report it as the victim, not a money-only answer."""
+    _in(chat, "account_stolen")
+    out = chat.say("钱倒是没少 那是不是就不用报警了")
+    assert "受害人" in out and "110" in out
