@@ -819,3 +819,15 @@ def test_a_stolen_account_without_a_loss_is_still_worth_reporting(chat: Chat) ->
     _in(chat, "account_stolen")
     out = chat.say("钱倒是没少 那是不是就不用报警了")
     assert "受害人" in out and "110" in out
+
+
+def test_a_wallet_loss_that_a_family_member_may_have_spent_is_checked_first(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("我外甥前几天玩过我手机 会不会是他买的东西 这还要报警吗")
+    assert "核实" in out and "亲属卡" in out and "110" in out
+
+
+def test_a_stranger_small_transfer_is_not_sent_back(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("有个不认识的人给我转了0.01 要我退给他吗")
+    assert "别自己退" in out and "验证" in out
