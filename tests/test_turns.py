@@ -831,3 +831,8 @@ def test_a_stranger_small_transfer_is_not_sent_back(chat: Chat) -> None:
     _in(chat, "wallet_loss")
     out = chat.say("有个不认识的人给我转了0.01 要我退给他吗")
     assert "别自己退" in out and "验证" in out
+
+
+def test_asking_for_a_human_names_the_free_legal_line(chat: Chat) -> None:
+    out = chat.say("我不跟机器说 给我找个真人")
+    assert "12348" in out and "110" in out
