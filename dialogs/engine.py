@@ -661,10 +661,13 @@ class Dialog:
             return self.menu(s)
         if act == "relief":
             return [render_text(self.kb, "relief")]
-        close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=self._left(s))
-        tail = f"close_{s.scenario}"
-        if in_flow(s) and tail in self.kb.texts:  # the one thing to keep in mind in this situation
-            close += "\n" + render_text(self.kb, tail)
+        left = self._left(s)
+        tip = self.sc(s.scenario).close_tip if in_flow(s) and s.scenario else ""
+        if u.police_visit and "close_police" in self.kb.texts:
+            tip = self.kb.texts["close_police"]
+        if tip:  # "好 我先去派出所了 谢谢": one reminder of what to bring and keep in this situation
+            left += "\n" + render(self.kb, tip)
+        close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=left)
         if u.self_blame and "self_blame" in self.kb.texts:  # "谢谢 我真蠢": comfort before the close
             close = render_text(self.kb, "self_blame") + "\n" + close
         return [close]

@@ -147,6 +147,8 @@ class Understood(BaseModel):
     """The amount is an upper bound ("不到三千"): the user means less than it."""
     question: bool = False
     closing: bool = False
+    police_visit: bool = False
+    """A sign-off that says the user is going to the police now: the close says what to bring and keep."""
     """A short thank-you or sign-off ("谢谢 我这就去", "懂了 不租了"), whatever else it says."""
     stopped: bool = False
     """The message starts by saying the user stopped something (关了, 删了, 挂了)."""
@@ -237,6 +239,7 @@ class Understander:
         self._below = [re.compile(p) for p in (w.below_line_cues if w else [])]
         self._quote = [re.compile(p) for p in (w.quote_cues if w else [])]
         self._closing = [re.compile(p) for p in (w.closing_cues if w else [])]
+        self._police_visit = [re.compile(p) for p in (w.police_visit_cues if w else [])]
         self._paid = [re.compile(p) for p in (w.paid_cues if w else [])]
         self._loss = [re.compile(p) for p in (w.loss_cues if w else [])]
         self._lost_account = [re.compile(p) for p in (w.lost_account_cues if w else [])]
@@ -417,6 +420,7 @@ class Understander:
             chars=len(digits),
             detail=not question and _DETAIL.search(text) is not None,
             closing=closing,
+            police_visit=closing and _any(self._police_visit, digits),
             stopped=_STOPPED_RE.search(digits) is not None and _THIRD_PERSON.match(digits) is None,
             did=len(digits) <= DID_MAX_CHARS and _DID_RE.search(digits) is not None,
             **base,

@@ -177,6 +177,7 @@ class Scenario(_Strict):
     patterns: list[str] = Field(default_factory=list, description="Related scam pattern ids")
     group_answer: str = Field(description="Short answer for an @-mention in a group")
     touches_law: bool = True
+    close_tip: str = Field(default="", description="One reminder added to a thanks/goodbye in this flow")
 
 
 class QAEntry(_Strict):
@@ -230,6 +231,8 @@ class TurnWords(_Strict):
     synonyms: dict[str, list[str]] = Field(
         default_factory=dict, description="Canonical word → variants, folded before phrase similarity")
     closing_cues: list[str] = Field(default_factory=list, description="Regexes on the squashed text: thanks or a sign-off")
+    police_visit_cues: list[str] = Field(default_factory=list, description=(
+        "Regexes on the squashed text of a sign-off: the user is now going to the police (我先去派出所了)"))
     quote_cues: list[str] = Field(description="Regexes: what follows is what someone else said or asked")
     paid_cues: list[str] = Field(default_factory=list, description=(
         "Regexes on the user's own words (reported speech removed): money already went out. "

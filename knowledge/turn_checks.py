@@ -19,7 +19,7 @@ TURN_TEXTS: dict[str, frozenset[str]] = {
     for key, variables in {
         "calm": "", "self_blame": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
         "unclear_midflow": "title", "law_plain": "citations", "urgent_already": "labels",
-        "left_none": "", "left_some": "remaining", "relief": "", "emotion_start": "", "qa_also": "options", "live_generic": "", "live_victim": "", "live_after": "", "amount_big_reported": "amount", "amount_small_reported": "amount",
+        "left_none": "", "left_some": "remaining", "close_police": "", "relief": "", "emotion_start": "", "qa_also": "options", "live_generic": "", "live_victim": "", "live_after": "", "amount_big_reported": "amount", "amount_small_reported": "amount",
     }.items()
 }
 """texts.yaml keys the turn model uses, with the variables each may contain."""
@@ -66,7 +66,8 @@ def turn_problems(kb: KnowledgeBase) -> list[str]:
             out += _bad_regex(f"moves.{m.id}", rx)
     if kb.words is not None:
         w = kb.words
-        for name in ("emotion_cues", "question_cues", "quote_cues", "negation_cues", "closing_cues"):
+        for name in ("emotion_cues", "question_cues", "quote_cues", "negation_cues", "closing_cues",
+                     "police_visit_cues"):
             for rx in getattr(w, name):
                 out += _bad_regex(f"turns.{name}", rx)
         for sid, flag in w.urgent_done.items():

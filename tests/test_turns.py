@@ -821,3 +821,62 @@ def test_a_sum_said_beside_a_report_does_not_send_to_110_again(chat: Chat) -> No
 @pytest.mark.parametrize("text", ["群里说先充50块返80 能做吗", "关注一个账号给两块钱 这种兼职行不行"])
 def test_paid_likes_and_top_up_for_a_return_name_the_task_scam(und: Understander, text: str) -> None:
     assert "task_advance" in und.understand(text).moves
+
+
+@pytest.mark.parametrize("sid", ["account_stolen", "wallet_loss", "out_of_scope"])
+def test_a_thanks_in_a_flow_adds_its_close_tip(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
+    """A warm close in a flow carries that situation's one reminder (receipt, evidence, 12348)."""
+    _in(chat, sid)
+    tip = kb.scenarios[sid].close_tip
+    assert tip
+    out = chat.say("好的 多谢")
+    assert "不客气" in out and render(kb, tip) in out
+
+
+@pytest.mark.parametrize("text", ["行 那我这就去派出所了 谢谢", "好 听你的 交给民警 谢了", "嗯嗯 我明天上午去报案 谢谢你"])
+def test_a_sign_off_for_the_police_station_says_what_to_bring(chat: Chat, kb: KnowledgeBase, text: str) -> None:
+    _in(chat, "account_stolen")
+    u = chat.und.understand(text)
+    assert u.closing and u.police_visit
+    out = chat.say(text)
+    assert render_text(kb, "close_police") in out and "回执" in out
+
+
+@pytest.mark.parametrize("text", ["谢谢你 挺耐心的", "好的 我去跟我妈说一声"])
+def test_a_sign_off_that_is_not_a_police_visit(und: Understander, text: str) -> None:
+    assert not und.understand(text).police_visit
+
+
+@pytest.mark.parametrize(("text", "qa_id"), [
+    ("我表姐点开了盗号的人用我微信发的链接 会出事吗", "friend_clicked_link"),
+    ("同学收到我号发的借钱消息 他没上当", "friend_got_message"),
+    ("不想去报警了 干脆把微信号注销了得了", "cancel_wechat"),
+])
+def test_stolen_account_follow_ups_about_friends_and_cancelling(chat: Chat, kb: KnowledgeBase, text: str, qa_id: str) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say(text)
+    assert render(kb, kb.qa[qa_id].answer).splitlines()[0] in out
+
+
+def test_a_stolen_account_without_a_loss_is_still_worth_reporting(chat: Chat) -> None:
+    """"没丢钱就不报了吧" with a stolen account: report it as the victim, not a money-only answer."""
+    _in(chat, "account_stolen")
+    out = chat.say("钱倒是没少 那是不是就不用报警了")
+    assert "受害人" in out and "110" in out
+
+
+def test_a_wallet_loss_that_a_family_member_may_have_spent_is_checked_first(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("我外甥前几天玩过我手机 会不会是他买的东西 这还要报警吗")
+    assert "核实" in out and "亲属卡" in out and "110" in out
+
+
+def test_a_stranger_small_transfer_is_not_sent_back(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("有个不认识的人给我转了0.01 要我退给他吗")
+    assert "别自己退" in out and "验证" in out
+
+
+def test_asking_for_a_human_names_the_free_legal_line(chat: Chat) -> None:
+    out = chat.say("我不跟机器说 给我找个真人")
+    assert "12348" in out and "110" in out
