@@ -651,10 +651,10 @@ class Dialog:
         """What is still to do in the current flow, for a warm close."""
         if not in_flow(s):
             return render_text(self.kb, "left_none")
-        left = self.remaining(self.sc(s.scenario or "out_of_scope"), s)
-        if not left:
-            return render_text(self.kb, "left_none")
-        return render_text(self.kb, "left_some", remaining="；".join(left))
+        sc = self.sc(s.scenario or "out_of_scope")
+        left = self.remaining(sc, s)
+        said = render_text(self.kb, "left_some", remaining="；".join(left)) if left else render_text(self.kb, "left_none")
+        return said + "\n" + render(self.kb, sc.closing) if sc.closing else said
 
     def _comforts(self, replies: Replies) -> bool:
         calm = render_text(self.kb, "calm")

@@ -777,3 +777,42 @@ def test_a_go_on_opener_after_a_report_does_not_hide_the_question(chat: Chat, kb
     out = chat.say("冻结了 然后呢 我朋友会不会找我赔钱")
     assert "已记下" in out and "受害人" in out
     assert chat.und.understand("报警了 然后呢").intent == "cmd:next"
+
+
+# ----------------------------------------------------------------------------- round 6: leak / frozen / rental
+
+@pytest.mark.parametrize("sid", ["info_leak", "account_frozen", "account_rental"])
+def test_a_thanks_in_a_situation_with_a_closing_adds_its_reminder(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
+    sc = kb.scenarios[sid]
+    assert sc.closing
+    _in(chat, sid)
+    out = chat.say("好的 谢谢你")
+    assert render(kb, sc.closing) in out
+    assert "有新情况" in out  # still the warm close around it
+
+
+def test_a_thanks_without_a_closing_is_the_plain_close(chat: Chat, kb: KnowledgeBase) -> None:
+    assert not kb.scenarios["out_of_scope"].closing
+    out = chat.say("谢谢")
+    assert out.startswith("不客气。") and "\n" in out
+
+
+def test_the_frozen_first_reply_says_do_not_pay(chat: Chat) -> None:
+    out = chat.say("我的微信支付突然被限制了 说涉嫌违规 我什么都没干")
+    assert chat.s.scenario == "account_frozen"
+    assert re.search("别付|不要付", out) and re.search("别交|不要交", out)
+
+
+@pytest.mark.parametrize("text,cited", [
+    ("卖我信息的那个商家 要不要赔我的损失", "第六十九条"),
+    ("我的照片算不算个人信息", "第一千零三十四条"),
+])
+def test_leak_compensation_and_scope_questions(chat: Chat, text: str, cited: str) -> None:
+    _in(chat, "info_leak")
+    assert cited in chat.say(text)
+
+
+def test_the_renting_answer_covers_contracts_and_any_count(chat: Chat) -> None:
+    _in(chat, "account_rental")
+    out = chat.say("对方说是正规公司 还跟我签了合同 这也违法吗")
+    assert "合同" in out and "不管" in out
