@@ -816,3 +816,14 @@ def test_the_renting_answer_covers_contracts_and_any_count(chat: Chat) -> None:
     _in(chat, "account_rental")
     out = chat.say("对方说是正规公司 还跟我签了合同 这也违法吗")
     assert "合同" in out and "不管" in out
+
+
+@pytest.mark.parametrize("text", ["是不是我活该 这么蠢", "我活该被骗吧"])
+def test_calling_oneself_deserving_it_is_self_blame(und: Understander, text: str) -> None:
+    assert und.understand(text).self_blame
+
+
+def test_not_knowing_what_the_renter_did_is_no_excuse(chat: Chat) -> None:
+    _in(chat, "account_rental")
+    out = chat.say("他说就是拿去加好友发广告 不干坏事 这也违法吗")
+    assert "明知" in out and "第三十一条" in out
