@@ -654,7 +654,9 @@ class Dialog:
         sc = self.sc(s.scenario or "out_of_scope")
         left = self.remaining(sc, s)
         said = render_text(self.kb, "left_some", remaining="；".join(left)) if left else render_text(self.kb, "left_none")
-        return said + "\n" + render(self.kb, sc.closing) if sc.closing else said
+        # a situation left for another ("名下号码涉诈" that turned into a live scam) keeps its reminder
+        closing = sc.closing or next((c for p in reversed(s.back) if p.scenario and (c := self.sc(p.scenario).closing)), "")
+        return said + "\n" + render(self.kb, closing) if closing else said
 
     def _comforts(self, replies: Replies) -> bool:
         calm = render_text(self.kb, "calm")

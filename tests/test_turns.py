@@ -827,3 +827,10 @@ def test_not_knowing_what_the_renter_did_is_no_excuse(chat: Chat) -> None:
     _in(chat, "account_rental")
     out = chat.say("他说就是拿去加好友发广告 不干坏事 这也违法吗")
     assert "明知" in out and "第三十一条" in out
+
+
+def test_a_closing_follows_the_user_into_a_live_scam(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "info_leak")
+    chat.say("刚才有个自称客服的打电话 让我开共享屏幕帮我退钱")
+    assert chat.s.scenario == "scam_check" and not kb.scenarios["scam_check"].closing
+    assert render(kb, kb.scenarios["info_leak"].closing) in chat.say("挂了 好险 谢谢你")
