@@ -834,3 +834,13 @@ def test_a_closing_follows_the_user_into_a_live_scam(chat: Chat, kb: KnowledgeBa
     chat.say("刚才有个自称客服的打电话 让我开共享屏幕帮我退钱")
     assert chat.s.scenario == "scam_check" and not kb.scenarios["scam_check"].closing
     assert render(kb, kb.scenarios["info_leak"].closing) in chat.say("挂了 好险 谢谢你")
+
+
+def test_the_general_sue_answer_names_the_leaking_business_liability(kb: KnowledgeBase) -> None:
+    assert "{law:pipl_69}" in kb.qa["sue"].answer
+
+
+def test_verified_accounts_in_a_frozen_flow_name_helping_crime(chat: Chat) -> None:
+    _in(chat, "account_frozen")
+    out = chat.say("我帮人验证过的那两个号会被拿去干嘛")
+    assert "第二百八十七条之二" in out and "如实" in out
