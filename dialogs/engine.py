@@ -661,13 +661,8 @@ class Dialog:
             return self.menu(s)
         if act == "relief":
             return [render_text(self.kb, "relief")]
-        left = self._left(s)
-        tip = self.sc(s.scenario).close_tip if in_flow(s) and s.scenario else ""
-        if u.police_visit and "close_police" in self.kb.texts:
-            tip = self.kb.texts["close_police"]
-        if tip:  # "好 我先去派出所了 谢谢": one reminder of what to bring and keep in this situation
-            left += "\n" + render(self.kb, tip)
-        close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close", left=left)
+        close = render_text(self.kb, "thanks_close" if act == "thanks" else "bye_close",
+                            left=self._left(s, police_visit=u.police_visit))
         if u.self_blame and "self_blame" in self.kb.texts:  # "谢谢 我真蠢": comfort before the close
             close = render_text(self.kb, "self_blame") + "\n" + close
         return [close]
@@ -690,14 +685,19 @@ class Dialog:
         amount = u.stated_amount
         return amount is not None and (amount < AMOUNT_LINE or (u.below_line and amount <= AMOUNT_LINE))
 
-    def _left(self, s: Session) -> str:
-        """What is still to do in the current flow, for a warm close."""
+    def _left(self, s: Session, police_visit: bool = False) -> str:
+        """What is still to do in the current flow, for a warm close, with the situation's one
+        reminder (``closing``; "好 我先去派出所了 谢谢": what to bring and keep there instead)."""
         if not in_flow(s):
             return render_text(self.kb, "left_none")
-        left = self.remaining(self.sc(s.scenario or "out_of_scope"), s)
-        if not left:
-            return render_text(self.kb, "left_none")
-        return render_text(self.kb, "left_some", remaining="；".join(left))
+        sc = self.sc(s.scenario or "out_of_scope")
+        left = self.remaining(sc, s)
+        said = render_text(self.kb, "left_some", remaining="；".join(left)) if left else render_text(self.kb, "left_none")
+        # a situation left for another ("名下号码涉诈" that turned into a live scam) keeps its reminder
+        closing = sc.closing or next((c for p in reversed(s.back) if p.scenario and (c := self.sc(p.scenario).closing)), "")
+        if police_visit and "close_police" in self.kb.texts:
+            closing = self.kb.texts["close_police"]
+        return said + "\n" + render(self.kb, closing) if closing else said
 
     def _comforts(self, replies: Replies) -> bool:
         calm = render_text(self.kb, "calm")

@@ -176,8 +176,8 @@ class Scenario(_Strict):
     traps: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list, description="Related scam pattern ids")
     group_answer: str = Field(description="Short answer for an @-mention in a group")
+    closing: str = Field(default="", description="One reminder added to a thanks/goodbye said in this situation")
     touches_law: bool = True
-    close_tip: str = Field(default="", description="One reminder added to a thanks/goodbye in this flow")
 
 
 class QAEntry(_Strict):

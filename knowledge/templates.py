@@ -17,6 +17,8 @@ def scenario_templates(sc: Scenario) -> Iterator[tuple[str, str, bool]]:
     yield f"{sc.id}.urgent", sc.urgent, True
     yield f"{sc.id}.law_intro", sc.law_intro, False
     yield f"{sc.id}.group_answer", sc.group_answer, True
+    if sc.closing:
+        yield f"{sc.id}.closing", sc.closing, False
     for st in sc.steps:
         yield f"{sc.id}.steps.{st.id}", st.text, True
     for i, item in enumerate(sc.evidence):

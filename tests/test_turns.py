@@ -793,7 +793,7 @@ def test_a_report_with_what_next_gets_what_follows_the_report(chat: Chat, kb: Kn
     _in(chat, "fraud_victim")
     reply = chat.say("派出所已经报过案了 接下来俺还得干点啥")
     assert "reported" in chat.s.done
-    assert "回执" in reply and "复议" in reply
+    assert "书面材料" in reply and "复议" in reply
     assert kb.flags["reported"].then_qa in kb.qa
 
 
@@ -804,7 +804,7 @@ def test_a_report_with_a_sum_says_what_the_sum_means(chat: Chat) -> None:
     assert "数额巨大" in reply and "马上打110" not in reply
 
 
-@pytest.mark.parametrize("sid,word", [("fraud_victim", "回执"), ("scam_check", "挂断")])
+@pytest.mark.parametrize("sid,word", [("fraud_victim", "书面材料"), ("scam_check", "挂断")])
 def test_a_thanks_in_a_money_flow_closes_with_the_one_thing_to_keep(chat: Chat, sid: str, word: str) -> None:
     _in(chat, sid)
     reply = chat.say("好的 谢谢你")
@@ -824,10 +824,10 @@ def test_paid_likes_and_top_up_for_a_return_name_the_task_scam(und: Understander
 
 
 @pytest.mark.parametrize("sid", ["account_stolen", "wallet_loss", "out_of_scope"])
-def test_a_thanks_in_a_flow_adds_its_close_tip(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
+def test_a_thanks_in_a_flow_adds_its_closing_reminder(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
     """A warm close in a flow carries that situation's one reminder (receipt, evidence, 12348)."""
     _in(chat, sid)
-    tip = kb.scenarios[sid].close_tip
+    tip = kb.scenarios[sid].closing
     assert tip
     out = chat.say("好的 多谢")
     assert "不客气" in out and render(kb, tip) in out
@@ -839,7 +839,7 @@ def test_a_sign_off_for_the_police_station_says_what_to_bring(chat: Chat, kb: Kn
     u = chat.und.understand(text)
     assert u.closing and u.police_visit
     out = chat.say(text)
-    assert render_text(kb, "close_police") in out and "回执" in out
+    assert render_text(kb, "close_police") in out and "书面材料" in out
 
 
 @pytest.mark.parametrize("text", ["谢谢你 挺耐心的", "好的 我去跟我妈说一声"])
@@ -880,3 +880,75 @@ def test_a_stranger_small_transfer_is_not_sent_back(chat: Chat) -> None:
 def test_asking_for_a_human_names_the_free_legal_line(chat: Chat) -> None:
     out = chat.say("我不跟机器说 给我找个真人")
     assert "12348" in out and "110" in out
+
+
+# ----------------------------------------------------------------------------- round 6: leak / frozen / rental
+
+@pytest.mark.parametrize("sid", ["info_leak", "account_frozen", "account_rental"])
+def test_a_thanks_in_a_situation_with_a_closing_adds_its_reminder(chat: Chat, kb: KnowledgeBase, sid: str) -> None:
+    sc = kb.scenarios[sid]
+    assert sc.closing
+    _in(chat, sid)
+    out = chat.say("好的 谢谢你")
+    assert render(kb, sc.closing) in out
+    assert "有新情况" in out  # still the warm close around it
+
+
+def test_a_thanks_outside_any_flow_is_the_plain_close(chat: Chat, kb: KnowledgeBase) -> None:
+    out = chat.say("谢谢")
+    assert out.startswith("不客气。") and "\n" in out
+    assert not any(sc.closing and render(kb, sc.closing) in out for sc in kb.scenarios.values())
+
+
+def test_the_frozen_first_reply_says_do_not_pay(chat: Chat) -> None:
+    out = chat.say("我的微信支付突然被限制了 说涉嫌违规 我什么都没干")
+    assert chat.s.scenario == "account_frozen"
+    assert re.search("别付|不要付", out) and re.search("别交|不要交", out)
+
+
+@pytest.mark.parametrize("text,cited", [
+    ("卖我信息的那个商家 要不要赔我的损失", "第六十九条"),
+    ("我的照片算不算个人信息", "第一千零三十四条"),
+])
+def test_leak_compensation_and_scope_questions(chat: Chat, text: str, cited: str) -> None:
+    _in(chat, "info_leak")
+    assert cited in chat.say(text)
+
+
+def test_the_renting_answer_covers_contracts_and_any_count(chat: Chat) -> None:
+    _in(chat, "account_rental")
+    out = chat.say("对方说是正规公司 还跟我签了合同 这也违法吗")
+    assert "合同" in out and "不管" in out
+
+
+@pytest.mark.parametrize("text", ["是不是我活该 这么蠢", "我活该被骗吧"])
+def test_calling_oneself_deserving_it_is_self_blame(und: Understander, text: str) -> None:
+    assert und.understand(text).self_blame
+
+
+def test_not_knowing_what_the_renter_did_is_no_excuse(chat: Chat) -> None:
+    _in(chat, "account_rental")
+    out = chat.say("他说就是拿去加好友发广告 不干坏事 这也违法吗")
+    assert "明知" in out and "第三十一条" in out
+
+
+def test_a_closing_follows_the_user_into_a_live_scam(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "info_leak")
+    chat.say("刚才有个自称客服的打电话 让我开共享屏幕帮我退钱")
+    assert chat.s.scenario == "scam_check"
+    assert render(kb, kb.scenarios["scam_check"].closing) in chat.say("挂了 好险 谢谢你")
+    # a situation with no reminder of its own keeps the one of the situation the user came from
+    quiet = kb.model_copy(update={"scenarios": {**kb.scenarios, "scam_check": kb.scenarios["scam_check"].model_copy(
+        update={"closing": ""})}})
+    s = chat.s.model_copy(update={"state": "scenario"})
+    assert render(kb, kb.scenarios["info_leak"].closing) in Dialog(quiet)._left(s)
+
+
+def test_the_general_sue_answer_names_the_leaking_business_liability(kb: KnowledgeBase) -> None:
+    assert "{law:pipl_69}" in kb.qa["sue"].answer
+
+
+def test_verified_accounts_in_a_frozen_flow_name_helping_crime(chat: Chat) -> None:
+    _in(chat, "account_frozen")
+    out = chat.say("我帮人验证过的那两个号会被拿去干嘛")
+    assert "第二百八十七条之二" in out and "如实" in out
