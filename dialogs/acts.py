@@ -38,6 +38,8 @@ STORY_MARGIN = 0.10
 """A strong phrasing match still loses to a scenario example that is clearly closer."""
 
 ENTER_MIN_CONFIDENCE = 0.50
+OFF_TOPIC_LEAVE_CONFIDENCE = 0.60
+"""In the out_of_scope flow a situation named this clearly starts (there is no flow to keep)."""
 """Outside a flow, the matcher confidence at which a question that names a situation enters it."""
 
 SWITCH_MIN_CONFIDENCE = 0.75
@@ -133,9 +135,15 @@ def intent_wins(u: Understood, flow: bool = False) -> bool:
 
 def names_situation(s: Session, u: Understood) -> bool:
     """Outside a flow, a message that names a situation starts it, even when it also asks
-    something ("被骗了两百，是不是不用报警了"): urgent reply first, then the answer."""
-    return (not in_flow(s) and u.scenario is not None and u.scenario != "out_of_scope"
-            and u.confidence >= ENTER_MIN_CONFIDENCE)
+    something ("被骗了两百，是不是不用报警了"): urgent reply first, then the answer. After an
+    off-topic question there is no flow to keep either ("哦对了 公司让我把微信号借给他们用
+    这个可以吗" after a divorce question): a situation named clearly starts it the same way."""
+    if u.scenario is None or u.scenario == "out_of_scope":
+        return False
+    if in_flow(s):
+        return (s.scenario == "out_of_scope" and u.confidence >= OFF_TOPIC_LEAVE_CONFIDENCE
+                and u.intent_score < INTENT_STRONG)  # "我要人工", "盗号的人能被判刑吗": asked, not told
+    return u.confidence >= ENTER_MIN_CONFIDENCE
 
 
 def _amount_answer(s: Session, u: Understood) -> bool:

@@ -407,6 +407,9 @@ class Dialog:
                      if not label.startswith("social:") and v >= ACK_YIELDS]
             if asked:
                 u = u.model_copy(update={"intent": asked[0][0], "intent_score": asked[0][1]})
+        if in_flow(s) and s.scenario == "scam_check" and u.scenario == "wallet_loss":
+            # "来不及了 他操作转走了5000" during a live scam: the scam took it, so it is fraud
+            u = u.model_copy(update={"scenario": "fraud_victim"})
         if not u.alternatives or not in_flow(s) or u.closing:
             return u
         sid = s.scenario or ""

@@ -30,7 +30,8 @@ _CN_MAGS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 10
 _MONEY_UNIT = r"块钱|块|元|圆|rmb|人民币|多块|多元|来块"
 _COUNT_AFTER = re.compile(
     r"\s*(?:多|来|几)?(?:次|个|张|条|天|人|单|笔|遍|岁|倍|分钟|分(?!钱)|小时|周|星期|年|月|日|号|楼|层|点|位|"
-    r"g|gb|m|%|折|斤|公斤|克|米|台|部|件|套|家|所|名|只|项|页|集|期|届|级|秒|码|字|度|代|手)"
+    r"g|gb|m|%|折|斤|公斤|克|米|台|部|件|套|家|所|名|只|项|页|集|期|届|级|秒|码|字|度|代|手|"
+    r"箱|桌|瓶|盒|袋|双|辆|间|份|本|杯|颗|粒|头|片|支|根|桶|罐|批|趟|群)"
 )
 _AGE_BEFORE = re.compile(r"(?:都|已经|今年|快|我)$")
 _NOT_MONEY_BEFORE = re.compile(
@@ -42,6 +43,9 @@ _MONEY_BEFORE = re.compile(
     r"一共|总共|合计|大概|大约|约|差不多|被盗|盗刷|丢了|没了|退|还|打钱|打款|垫|投了|投资|存了|押金|"
     r"订金|定金|金额|钱|就|才|只有|不到|没到|低于|不够|不满)[^\d]{0,4}$"
 )
+
+_MONEY_AFTER = re.compile(r"\s*(?:都|全)?(?:转|汇|付|充)(?:给|到|过去|进去|出去)")
+"""A bare number that is then sent somewhere ("我把12600转给那个供货商了") is money."""
 
 _ARABIC_RE = re.compile(
     r"(?P<cur>[¥$]|rmb|人民币)?\s*"
@@ -122,7 +126,7 @@ def extract_amount(text: str) -> int | None:
             if (
                 len(digits) >= 7
                 or _NOT_MONEY_BEFORE.search(before)
-                or not _MONEY_BEFORE.search(before)
+                or not (_MONEY_BEFORE.search(before) or _MONEY_AFTER.match(s, m.end()))
             ):
                 continue
         elif not (cur or unit) and _NOT_MONEY_BEFORE.search(before):

@@ -103,3 +103,16 @@ def test_ages_and_counts_with_duo_are_not_money(text: str) -> None:
 
 def test_money_with_duo_still_counts() -> None:
     assert extract_amount("被骗了五千多") == 5000 and extract_amount("转了三百多块") == 300
+
+
+@pytest.mark.parametrize("text", ["订了20桌 买了30箱酒", "拿了两瓶水 三盒药", "他要了5份"])
+def test_goods_counted_by_measure_words_are_not_money(text: str) -> None:
+    """"买30箱酒" is a count of goods: read as 30 元 it got "30 元也值得报警"."""
+    assert extract_amount(text) is None
+
+
+@pytest.mark.parametrize("text,amount", [("让我先垫钱买30箱酒 我把12600转给那个供货商了", 12600),
+                                         ("我把2000都转到他给的卡上了", 2000)])
+def test_a_bare_number_sent_somewhere_is_money(text: str, amount: int) -> None:
+    assert extract_amount(text) == amount
+    assert extract_amount("第3次转给他") is None

@@ -952,3 +952,22 @@ def test_verified_accounts_in_a_frozen_flow_name_helping_crime(chat: Chat) -> No
     _in(chat, "account_frozen")
     out = chat.say("我帮人验证过的那两个号会被拿去干嘛")
     assert "第二百八十七条之二" in out and "如实" in out
+
+
+def test_a_situation_named_after_an_off_topic_question_starts_it(chat: Chat) -> None:
+    """After a divorce question there is no flow to keep: "公司让我把微信号借给他们用" starts
+    account_rental (with its urgent reply), while a command still works as a command."""
+    chat.say("我想问下离婚财产怎么分")
+    assert chat.s.scenario == "out_of_scope"
+    chat.say("哦对了 公司让我把微信号借给他们做客户群 说工作需要 这个可以吗")
+    assert chat.s.scenario == "account_rental"
+    chat.say("我想问下离婚财产怎么分")
+    out = chat.say("人工 我要人工")
+    assert chat.s.scenario == "out_of_scope" and "人工" in out and "先停下" not in out
+
+
+def test_money_taken_during_a_live_scam_is_fraud_not_wallet_loss(chat: Chat) -> None:
+    """"来不及了 他操作转走了5000" in scam_check: the scam took it (report to 110 as fraud)."""
+    _in(chat, "scam_check")
+    out = chat.say("来不及了 他操作转走了5000")
+    assert chat.s.scenario == "fraud_victim" and "110" in out
