@@ -971,3 +971,10 @@ def test_money_taken_during_a_live_scam_is_fraud_not_wallet_loss(chat: Chat) -> 
     _in(chat, "scam_check")
     out = chat.say("来不及了 他操作转走了5000")
     assert chat.s.scenario == "fraud_victim" and "110" in out
+
+
+def test_getting_money_back_after_reporting_does_not_send_the_user_to_110_again(chat: Chat) -> None:
+    _in(chat, "fraud_victim")
+    chat.say("已经报警了")
+    out = chat.say("那钱还能要回来吗")
+    assert "已经报了的" in out and not re.search("(?:马上|立即|立刻|赶紧|先)(?:打\\s*110|报警)", out)
