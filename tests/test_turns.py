@@ -238,6 +238,7 @@ MOVES = [
     ("keep_secret", "他说这事不能告诉家属"),
     ("video_statement", "我妈正跟一个警官在视频呢"),
     ("pressure", "卖票的说今晚不付定金就给别人了"),
+    ("pressure", "对方说今天之内必须转 不然名额就没了"),
     ("million_guarantee", "他说我不处理就真会扣钱"),
 ]
 
@@ -982,3 +983,9 @@ def test_a_relative_confirmed_safe_is_told_it_was_an_impersonation(chat: Chat, k
     assert chat.s.scenario == "scam_check"
     out = chat.say("打给她妈妈了 孩子好好在学校 那个电话是假的")
     assert render(kb, kb.qa["relative_scam_confirmed"].answer) in out
+
+
+def test_hanging_up_on_a_fake_officer_names_what_to_bring_to_the_police(chat: Chat, kb: KnowledgeBase) -> None:
+    """After "挂了" the next step for someone who already paid is the report, with its evidence."""
+    for move in ("police_impersonation", "pressure", "keep_secret"):
+        assert "转账凭证" in kb.moves[move].after and "报警" in kb.moves[move].after
