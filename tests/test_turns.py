@@ -963,7 +963,7 @@ def test_verified_accounts_in_a_frozen_flow_name_helping_crime(chat: Chat) -> No
 
 def test_a_scammers_card_numbers_kept_as_evidence_are_not_the_card_number_move(und: Understander) -> None:
     """Screenshots of the scammer's (or several) card numbers are evidence, not the user's card given."""
-    for text in ["民警问收款账户 我只有一堆不同卡号的截图", "我有对方的卡号 能冻结吗"]:
+    for text in ["民警问收款账户 我只有一堆不同卡号的截图", "我有对方的卡号 能冻结吗", "骗子的卡我记下了卡号"]:
         assert "card_number" not in und.understand(text).moves
     assert "card_number" in und.understand("客服让我报一下卡号").moves
 
@@ -989,3 +989,4 @@ def test_hanging_up_on_a_fake_officer_names_what_to_bring_to_the_police(chat: Ch
     """After "挂了" the next step for someone who already paid is the report, with its evidence."""
     for move in ("police_impersonation", "pressure", "keep_secret"):
         assert "转账凭证" in kb.moves[move].after and "报警" in kb.moves[move].after
+
