@@ -233,6 +233,14 @@ MOVES = [
     ("pressure", "他一直催我别挂电话 马上转"),
     ("qr_scan", "他发了个二维码叫我扫一下领退款"),
     ("loan_offer", "有人说能帮我贷款 不看征信"),
+    ("relative_emergency", "电话里有人说是我外孙 出车祸了要赔钱"),
+    ("fake_lawyer", "有个律所打来说能帮我维权 要先交两千代理费"),
+    ("keep_secret", "他说这事不能告诉家属"),
+    ("video_statement", "我妈正跟一个警官在视频呢"),
+    ("pressure", "卖票的说今晚不付定金就给别人了"),
+    ("pressure", "对方说今天之内必须转 不然名额就没了"),
+    ("fee_first", "客服说没完成这轮任务本金就提不出来 算我违约还要赔"),
+    ("million_guarantee", "他说我不处理就真会扣钱"),
 ]
 
 
@@ -978,3 +986,34 @@ def test_getting_money_back_after_reporting_does_not_send_the_user_to_110_again(
     chat.say("已经报警了")
     out = chat.say("那钱还能要回来吗")
     assert "已经报了的" in out and not re.search("(?:马上|立即|立刻|赶紧|先)(?:打\\s*110|报警)", out)
+
+
+def test_a_scammers_card_numbers_kept_as_evidence_are_not_the_card_number_move(und: Understander) -> None:
+    """Screenshots of the scammer's (or several) card numbers are evidence, not the user's card given."""
+    for text in ["民警问收款账户 我只有一堆不同卡号的截图", "我有对方的卡号 能冻结吗", "骗子的卡我记下了卡号"]:
+        assert "card_number" not in und.understand(text).moves
+    assert "card_number" in und.understand("客服让我报一下卡号").moves
+
+
+@pytest.mark.parametrize("text", ["报了 显示已提交", "报了！"])
+def test_a_short_bare_reported_is_progress(und: Understander, text: str) -> None:
+    assert "reported" in und.understand(text).flags
+
+
+@pytest.mark.parametrize("text", ["报了有用吗", "报了 警察让我先别动那笔钱 说可能要冻结 我微信会不会被封"])
+def test_reported_with_a_question_or_a_story_is_not_the_bare_flag(und: Understander, text: str) -> None:
+    assert "reported" not in und.understand(text).flags
+
+
+def test_a_relative_confirmed_safe_is_told_it_was_an_impersonation(chat: Chat, kb: KnowledgeBase) -> None:
+    chat.say("刚才来电话说是我孙女 在外地出事了要钱")
+    assert chat.s.scenario == "scam_check"
+    out = chat.say("打给她妈妈了 孩子好好在学校 那个电话是假的")
+    assert render(kb, kb.qa["relative_scam_confirmed"].answer) in out
+
+
+def test_hanging_up_on_a_fake_officer_names_what_to_bring_to_the_police(chat: Chat, kb: KnowledgeBase) -> None:
+    """After "挂了" the next step for someone who already paid is the report, with its evidence."""
+    for move in ("police_impersonation", "pressure", "keep_secret"):
+        assert "转账凭证" in kb.moves[move].after and "报警" in kb.moves[move].after
+
