@@ -973,7 +973,6 @@ def test_telling_where_the_money_went_is_not_a_safe_account_request(chat: Chat) 
     ("我知道是哪个偷的 想去他家堵他 不还钱就揍他", ("动手", "110")),
     ("民警问收款方是什么人 我们不认识", ("交易单号", "商户")),
     ("前天有人冒充快递让我把短信码念给他 我念了", ("验证码", "支付密码")),
-    ("每个月偷偷扣的钱 我想退回来 找哪里投诉", ("95017", "12363")),
 ])
 def test_wallet_loss_follow_ups(chat: Chat, text: str, must: tuple[str, ...]) -> None:
     _in(chat, "wallet_loss")
