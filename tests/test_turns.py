@@ -882,7 +882,7 @@ def test_a_wallet_loss_that_a_family_member_may_have_spent_is_checked_first(chat
 def test_a_stranger_small_transfer_is_not_sent_back(chat: Chat) -> None:
     _in(chat, "wallet_loss")
     out = chat.say("有个不认识的人给我转了0.01 要我退给他吗")
-    assert "别自己退" in out and "验证" in out
+    assert "别退" in out and "验证" in out
 
 
 def test_asking_for_a_human_names_the_free_legal_line(chat: Chat) -> None:
@@ -1016,4 +1016,45 @@ def test_hanging_up_on_a_fake_officer_names_what_to_bring_to_the_police(chat: Ch
     """After "挂了" the next step for someone who already paid is the report, with its evidence."""
     for move in ("police_impersonation", "pressure", "keep_secret"):
         assert "转账凭证" in kb.moves[move].after and "报警" in kb.moves[move].after
+
+
+# ----------------------------------------------------------------------------- round 7: stolen / wallet / out of scope
+
+def test_a_one_fen_transfer_written_with_a_digit_is_the_small_test(chat: Chat) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say("支付宝也有陌生人打来1分钱 备注写着测试 我该退吗")
+    assert "别退" in out and "测试" in out
+
+
+def test_telling_where_the_money_went_is_not_a_safe_account_request(chat: Chat) -> None:
+    """"钱是转到…账户" describes what happened; it is not someone asking for a transfer."""
+    _in(chat, "account_stolen")
+    out = chat.say("骗子拿我号借的钱是转到别人账户的 这事要我负责吗")
+    assert "安全账户" not in out and "受害" in out
+
+
+@pytest.mark.parametrize(("text", "must"), [
+    ("我知道是哪个偷的 想去他家堵他 不还钱就揍他", ("动手", "110")),
+    ("民警问收款方是什么人 我们不认识", ("交易单号", "商户")),
+    ("前天有人冒充快递让我把短信码念给他 我念了", ("验证码", "支付密码")),
+])
+def test_wallet_loss_follow_ups(chat: Chat, text: str, must: tuple[str, ...]) -> None:
+    _in(chat, "wallet_loss")
+    out = chat.say(text)
+    assert all(m in out for m in must), out
+
+
+def test_the_wallet_small_amount_answer_leaves_the_filing_decision_to_the_police(kb: KnowledgeBase) -> None:
+    assert "{law:xsf_112}" in kb.qa["small_amount"].by_scenario["wallet_loss"]
+
+
+def test_being_told_to_click_a_link_gets_the_link_warning(chat: Chat) -> None:
+    out = chat.say("收到短信说社保要停 让我点链接登录才能恢复")
+    assert "别点" in out
+
+
+def test_the_secure_account_answer_says_report_and_unfreeze_last(kb: KnowledgeBase) -> None:
+    a = kb.qa["secure_account"].answer
+    assert "{hotline:110}" in a and "{proc:unfreeze_account}" in a
+    assert "投诉" in kb.qa["secure_account"].by_scenario["wallet_loss"]
 
