@@ -356,7 +356,8 @@ class Understander:
         flags = self.progress_flags(text)
         asked, asked_score = None, 0.0
         if flags:
-            rest = "，".join(c for c in _CLAUSE_RE.split(text)
+            clauses = _CLAUSE_RE.split(text)
+            rest = "，".join(c for c in clauses
                             if c and self._any_flag.search(c) is None and not _DONE_WORD.fullmatch(c))
             if rest and len(rest) < len(text):
                 # "冻好了 然后呢 我朋友会不会找我赔钱": the question after the go-on opener is asked
@@ -368,6 +369,10 @@ class Understander:
                     # ... and the whole message is no "go on" either: the report and that question
                     turn = replace(turn, intent=rest_turn.intent, intent_score=rest_turn.intent_score)
                 asked, asked_score = rest_turn.intent, round(rest_turn.intent_score, 4)
+            if (turn.intent or "").startswith("qa:") and turn.intent_score > asked_score and any(
+                    self._any_flag.search(c) and _any(self._question, c) for c in clauses if c):
+                # "冻结了俺自己还能用不": the report's own clause asks; the whole message is the question
+                asked, asked_score = turn.intent, round(turn.intent_score, 4)
         if not asked and (turn.intent or "") in ("cmd:law", "cmd:hotlines") and turn.intent_score < TOPIC_WHOLE_MAX:
             rest = _LAW_OR_LINES.sub("，", text)
             if len(squash(_BACK_REFERENCE.sub("", rest))) >= TOPIC_MIN_CHARS and rest != text and not (

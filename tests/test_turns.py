@@ -1058,3 +1058,13 @@ def test_the_secure_account_answer_says_report_and_unfreeze_last(kb: KnowledgeBa
     assert "{hotline:110}" in a and "{proc:unfreeze_account}" in a
     assert "投诉" in kb.qa["secure_account"].by_scenario["wallet_loss"]
 
+
+
+def test_a_report_that_is_itself_the_question_gets_the_answer(chat: Chat, und: Understander) -> None:
+    """"冻结了俺自己还能用不": the clause that reports also asks; the rest of the message
+    ("俺还要跟闺女视频呢") is not the question."""
+    u = und.understand("冻结了俺自己还能用不 俺还要跟闺女视频呢")
+    assert u.flags == ["frozen"] and u.asked == u.intent and (u.intent or "").startswith("qa:")
+    _in(chat, "account_stolen")
+    out = chat.say("冻结了俺自己还能用不 俺还要跟闺女视频呢")
+    assert "已记下" in out and "暂停" in out
