@@ -986,8 +986,7 @@ def test_frozen_urgent_names_paid_advertising(kb: KnowledgeBase) -> None:
     assert "换米" in kb.scenarios["account_frozen"].urgent
 
 
-def test_brushing_turnover_is_named_in_the_paofen_answer_and_paying_an_unfreezer_is_fee_first(
+def test_paying_an_unfreezer_is_fee_first_and_refunding_income_is_rental_money(
         kb: KnowledgeBase, und: Understander) -> None:
-    assert "刷流水" in kb.qa["paofen"].answer
     assert "fee_first" in und.understand("有个人说他有关系 给他五百就能帮我解封").moves
     assert und.understand("已经退了赚的几千块 这样能行吗").intent == "qa:rental_money"
