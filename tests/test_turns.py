@@ -1068,3 +1068,41 @@ def test_a_report_that_is_itself_the_question_gets_the_answer(chat: Chat, und: U
     _in(chat, "account_stolen")
     out = chat.say("冻结了俺自己还能用不 俺还要跟闺女视频呢")
     assert "已记下" in out and "暂停" in out
+
+
+@pytest.mark.parametrize("move,text", [
+    ("fee_first", "有个人说走特殊通道能帮我解封 要收我三千"),
+    ("fee_first", "网上有人说交1500就能三天帮你解冻"),
+    ("fee_first", "招聘的说我不去上班就得赔培训费"),
+    ("loan_offer", "借款平台说放款前要先交一笔工本费"),
+])
+def test_paid_unfreezing_training_fees_and_loan_fees_are_fee_first_moves(und: Understander, move: str,
+                                                                        text: str) -> None:
+    assert move in und.understand(text).moves
+
+
+@pytest.mark.parametrize("text,qa", [
+    ("申诉的时候要找朋友辅助验证 我让我姐帮行不行", "qa:appeal_friend_verify"),
+    ("12321一直打不通 还能去哪举报", "qa:what_12321"),
+    ("对方不知道叫啥 也没有他微信号 怎么投诉他", "qa:complain_unknown_account|qa:complain_account"),
+    ("我们店的顾客资料漏出去了 要不要告诉顾客", "qa:processor_notify"),
+    ("有人打电话说加微信能免费领按摩椅 要加吗", "qa:free_gift_add"),
+])
+def test_data_round7_questions_reach_their_answer(und: Understander, text: str, qa: str) -> None:
+    u = und.understand(text)
+    assert {u.intent, u.asked} & set(qa.split("|")), (u.intent, u.alternatives[:3])
+
+
+def test_a_bare_what_happens_is_no_renting_penalty(kb: KnowledgeBase, und: Understander) -> None:
+    assert "会怎样" not in kb.qa["rental_penalty"].paraphrases
+    assert und.understand("他用我的号给我爸发了个链接 我爸点开了 会咋样").intent != "qa:rental_penalty"
+
+
+def test_frozen_urgent_names_paid_advertising(kb: KnowledgeBase) -> None:
+    assert "换米" in kb.scenarios["account_frozen"].urgent
+
+
+def test_paying_an_unfreezer_is_fee_first_and_refunding_income_is_rental_money(
+        kb: KnowledgeBase, und: Understander) -> None:
+    assert "fee_first" in und.understand("有个人说他有关系 给他五百就能帮我解封").moves
+    assert und.understand("已经退了赚的几千块 这样能行吗").intent == "qa:rental_money"
