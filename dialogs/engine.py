@@ -29,7 +29,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from dialogs.acts import EMOTION_MAX_CHARS, EMOTION_YIELDS, INTENT_STRONG, LIVE_FLOWS, Act, decide, in_flow
+from dialogs.acts import (
+    EMOTION_MAX_CHARS,
+    EMOTION_YIELDS,
+    FLOW_QUESTION_MIN,
+    INTENT_STRONG,
+    LIVE_FLOWS,
+    Act,
+    decide,
+    in_flow,
+)
 from dialogs.session import Session
 from dialogs.table import handler_for
 from dialogs.understand import Command, Understood
@@ -487,15 +496,17 @@ class Dialog:
                 s.push()
                 s.step = todo
                 return [render_text(self.kb, "progress_ack_next", labels=labels), *self.show(s)]
+        note: Replies = []
+        if u.amount is not None and s.scenario in AMOUNT_SCENARIOS and s.scenario != "wallet_loss":
+            # "报了 一万二啊", "我报了 18000能立案不": what the sum means (a theft's note sends
+            # to 110 whatever was done)
+            note = self.amount_note(s, s.scenario or "", u.amount)
+            if self._urges_again(u.flags, note):  # never "请打110" right after "报警了"
+                note = []
         then = self._then_qa(s, u)
         if then is not None:  # "受理了 后面还要干啥": the ack, then what follows the report
-            return [render_text(self.kb, "progress_ack_short", labels=self._labels(u)), *self.answer(s, then, u)]
-        if u.amount is not None and s.scenario in AMOUNT_SCENARIOS and s.scenario != "wallet_loss":
-            # "报了 一万二啊": what the sum means (a theft's note sends to 110 whatever was done)
-            note = self.amount_note(s, s.scenario or "", u.amount)
-            if not self._urges_again(u.flags, note):  # never "请打110" right after "报警了"
-                replies += note
-        return replies
+            return [render_text(self.kb, "progress_ack_short", labels=self._labels(u)), *note, *self.answer(s, then, u)]
+        return replies + note
 
     def _labels(self, u: Understood) -> str:
         return "、".join(self.kb.flags[f].label for f in u.flags if f in self.kb.flags)
@@ -519,6 +530,12 @@ class Dialog:
         """The curated question the message reads as, when it is at least ``least`` near."""
         qa_id = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
         return qa_id if qa_id in self.kb.qa and u.intent_score >= least else None
+
+    def _asked_qa(self, u: Understood, least: float) -> str | None:
+        """The curated question the rest of a report reads as ("挂了 我们现在就去派出所 要带什么":
+        the part beside the report words), when it is at least ``least`` near."""
+        qa_id = (u.asked or "")[3:] if (u.asked or "").startswith("qa:") else ""
+        return qa_id if qa_id in self.kb.qa and u.asked_score >= least else None
 
     def _urges_again(self, flags: list[str], replies: Replies) -> bool:
         """Whether ``replies`` tell the user to do one of ``flags`` now (its ``urges``)."""
@@ -610,7 +627,7 @@ class Dialog:
             s.state = "scenario"
             return [render_text(self.kb, "live_after")]
         replies = [render(self.kb, move.after)]
-        asked = self._near_qa(u, INTENT_STRONG)
+        asked = self._near_qa(u, INTENT_STRONG) or self._asked_qa(u, FLOW_QUESTION_MIN)
         if u.question and asked is not None:
             replies += self.answer(s, asked, u)  # "挂了 那要报警吗": what now, and the answer
         return replies

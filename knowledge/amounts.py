@@ -44,8 +44,9 @@ _MONEY_BEFORE = re.compile(
     r"订金|定金|金额|钱|就|才|只有|不到|没到|低于|不够|不满)[^\d]{0,4}$"
 )
 
-_MONEY_AFTER = re.compile(r"\s*(?:都|全)?(?:转|汇|付|充)(?:给|到|过去|进去|出去)")
-"""A bare number that is then sent somewhere ("我把12600转给那个供货商了") is money."""
+_MONEY_AFTER = re.compile(r"\s*(?:都|全)?(?:转|汇|付|充)(?:给|到|过去|进去|出去)|\s*(?:能|够|可以|就能|才能)(?:立案|立上案|报案)")
+"""A bare number that is then sent somewhere ("我把12600转给那个供货商了"), or asked about as a
+case ("18000能立案不"), is money."""
 
 _ARABIC_RE = re.compile(
     r"(?P<cur>[¥$]|rmb|人民币)?\s*"

@@ -1106,3 +1106,20 @@ def test_paying_an_unfreezer_is_fee_first_and_refunding_income_is_rental_money(
         kb: KnowledgeBase, und: Understander) -> None:
     assert "fee_first" in und.understand("有个人说他有关系 给他五百就能帮我解封").moves
     assert und.understand("已经退了赚的几千块 这样能行吗").intent == "qa:rental_money"
+
+
+def test_hanging_up_and_asking_what_to_bring_gets_both(chat: Chat) -> None:
+    """"挂了 我们现在就去派出所 要带什么": what to do now it has stopped, and the list to bring
+    (the question is in the rest of the message, beside the report word)."""
+    _in(chat, "scam_check")
+    chat.say("他让我开屏幕共享")
+    out = chat.say("挂了 我们现在就去派出所 要带什么")
+    assert "身份证" in out and "聊天记录" in out
+
+
+def test_a_report_with_an_amount_asked_about_says_what_the_amount_means(chat: Chat) -> None:
+    """"我报了 18000能立案不": the sum is over the 3000 元 line; it is said, without 110 again."""
+    _in(chat, "fraud_victim")
+    out = chat.say("我报了 18000能立案不")
+    assert "3000" in out and "已记下" in out
+    assert not re.search("(?:马上|立即|立刻|赶紧|先)(?:打\\s*110|报警)", out)
