@@ -644,7 +644,12 @@ class Dialog:
         entry = self.kb.qa.get((u.intent or "")[3:])
         if entry is None:
             return self.on_unclear(s, u)
-        return self.answer(s, entry.id, u)
+        replies = self.answer(s, entry.id, u)
+        if (u.amount is not None and u.amount != s.amount and in_flow(s) and s.scenario in AMOUNT_SCENARIOS
+                and not any("数额" in r for r in replies)):
+            # "8万能追回来吗": the answer, and (once) what a sum of this size means
+            replies += self.amount_note(s, s.scenario or "", u.amount)
+        return replies
 
     def answer(self, s: Session, qa_id: str, u: Understood | None = None) -> Replies:
         """A curated answer, in the situation's variant; the user's place stays where it was."""

@@ -1123,3 +1123,11 @@ def test_a_report_with_an_amount_asked_about_says_what_the_amount_means(chat: Ch
     out = chat.say("我报了 18000能立案不")
     assert "3000" in out and "已记下" in out
     assert not re.search("(?:马上|立即|立刻|赶紧|先)(?:打\\s*110|报警)", out)
+
+
+def test_a_question_with_a_new_sum_also_says_what_the_sum_means(chat: Chat) -> None:
+    """"被骗的两万能追回来吗" asked mid-flow: the answer, and what 两万 means, once."""
+    _in(chat, "fraud_victim")
+    out = chat.say("被骗的两万能追回来吗")
+    assert "追回" in out and "数额较大" in out
+    assert "数额较大" not in chat.say("两万能追回来吗")
