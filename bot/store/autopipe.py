@@ -3,8 +3,9 @@
 Profiling the pipeline showed more than half of its CPU inside redis-py's per-command path:
 checking a connection out of the pool, packing, one write and one read per command. When a
 burst arrives, many conversations call the same two scripts in the same event-loop tick; this
-class queues those calls and sends each tick's batch as one redis-py pipeline (one connection,
-one write, one read). Each caller still awaits its own result, and ordering per caller is
+class queues those calls and sends each tick's batch in one round trip on one pooled connection
+(one write, one read of all replies; ``_round_trip``, not redis-py's ``Pipeline``, whose
+per-command machinery cost as much again). Each caller still awaits its own result, and ordering per caller is
 unchanged, so the store's locking semantics do not change. With one message in flight a batch
 is one command, so a quiet bot pays nothing extra.
 
