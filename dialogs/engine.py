@@ -50,6 +50,8 @@ AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
 """电信网络诈骗 数额较大 starts at 3000 元 (2016 两高一部意见, knowledge brief §6.2)."""
 HUGE_LINE = 30000
+OFF_TOPIC_SURE = 0.90
+"""The matcher's confidence above which a mid-flow message is plainly about something else."""
 THEN_QA_NEAR = 3
 """How near (rank among the readings) "what next" or a flag's ``then_qa`` must be to be the question."""
 """电信网络诈骗 数额巨大 starts at 3 万元 (same 意见)."""
@@ -702,6 +704,19 @@ class Dialog:
 
     def on_unclear(self, s: Session, u: Understood) -> Replies:
         return self._unclear(s, u)
+
+    def on_off_topic(self, s: Session, u: Understood) -> Replies:
+        """Mid-flow, a message plainly about something else ("今天天气咋样"): say what the bot
+        covers and where the user is, not "没看懂" (a follow-up the matcher misread as off-topic
+        still gets its nearest curated answer first)."""
+        if (u.confidence < OFF_TOPIC_SURE or s.scenario in LIVE_FLOWS  # a live scam's odd detail stays one
+                or "off_topic_midflow" not in self.kb.texts):
+            return self._unclear(s, u)
+        s.state = "scenario"
+        nearest = self._answer_nearest(s, u)
+        if nearest:
+            return nearest
+        return [render_text(self.kb, "off_topic_midflow", title=self.sc(s.scenario or "out_of_scope").title)]
 
     # -- helpers for the handlers -----------------------------------------------------
     @staticmethod

@@ -26,7 +26,7 @@ DEFAULT: dict[Act, str] = {
     Act.same_story: "on_same_story",
     Act.switch: "on_enter",
     Act.enter: "on_enter",
-    Act.off_topic: "on_unclear",
+    Act.off_topic: "on_off_topic",
     Act.emotion: "on_emotion",
     Act.secrets: "on_secrets",
     Act.unclear: "on_unclear",

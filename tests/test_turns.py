@@ -1131,3 +1131,10 @@ def test_a_question_with_a_new_sum_also_says_what_the_sum_means(chat: Chat) -> N
     out = chat.say("被骗的两万能追回来吗")
     assert "追回" in out and "数额较大" in out
     assert "数额较大" not in chat.say("两万能追回来吗")
+
+
+def test_small_talk_mid_flow_says_what_the_bot_covers_not_didnt_understand(chat: Chat, kb: KnowledgeBase) -> None:
+    _in(chat, "account_stolen")
+    out = chat.say("今天天气咋样")
+    assert "没看懂" not in out and "没太明白" not in out and "12348" in out and "微信号被盗" in out
+    assert chat.s.scenario == "account_stolen"
