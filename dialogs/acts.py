@@ -140,6 +140,8 @@ def names_situation(s: Session, u: Understood) -> bool:
     这个可以吗" after a divorce question): a situation named clearly starts it the same way."""
     if u.scenario is None or u.scenario == "out_of_scope":
         return False
+    if u.intent == "cmd:human" and u.intent_score >= INTENT_MIN:
+        return False  # "转人工 俺要跟真人说话" asks for a person, whatever its words resemble
     if in_flow(s):
         return (s.scenario == "out_of_scope" and u.confidence >= OFF_TOPIC_LEAVE_CONFIDENCE
                 and u.intent_score < INTENT_STRONG)  # "我要人工", "盗号的人能被判刑吗": asked, not told

@@ -1138,3 +1138,15 @@ def test_small_talk_mid_flow_says_what_the_bot_covers_not_didnt_understand(chat:
     out = chat.say("今天天气咋样")
     assert "没看懂" not in out and "没太明白" not in out and "12348" in out and "微信号被盗" in out
     assert chat.s.scenario == "account_stolen"
+
+
+@pytest.mark.parametrize("text,fires", [("儿子三年没给过俺一分钱养老钱 俺想告他", False), ("一分钱都没给我", False),
+                                        ("zfb也收到陌生人转的1分钱", True), ("他给我转了1毛钱", True)])
+def test_a_penny_is_a_test_transfer_only_when_it_was_sent(und: Understander, text: str, fires: bool) -> None:
+    """"没给过俺一分钱" is a complaint (a son who pays no support), not a stranger's 0.01 probe."""
+    assert ("test_transfer" in und.understand(text).moves) is fires
+
+
+def test_asking_for_a_person_is_never_read_as_a_story(chat: Chat) -> None:
+    out = chat.say("转人工 俺要跟真人说话")
+    assert "先停下" not in out and "人工" in out
