@@ -346,8 +346,12 @@ def test_greeting_after_an_off_topic_question_is_the_menu(chat: Chat) -> None:
 
 def test_unclear_mid_flow_offers_the_likeliest_things_not_the_command_list(chat: Chat, kb: KnowledgeBase) -> None:
     _in(chat, "info_leak")
-    out = chat.say("今天晚饭吃点什么好呢")
+    out = chat.say("xyz")
     assert out == render_text(kb, "unclear_midflow", title=kb.scenarios["info_leak"].title)
+    assert chat.s.scenario == "info_leak"
+    # plainly about something else: what the bot covers, and the user's place
+    out = chat.say("今天晚饭吃点什么好呢")
+    assert out == render_text(kb, "off_topic_midflow", title=kb.scenarios["info_leak"].title)
     assert chat.s.scenario == "info_leak"
 
 
