@@ -38,9 +38,9 @@ STORY_MARGIN = 0.10
 """A strong phrasing match still loses to a scenario example that is clearly closer."""
 
 ENTER_MIN_CONFIDENCE = 0.50
+"""Outside a flow, the matcher confidence at which a question that names a situation enters it."""
 OFF_TOPIC_LEAVE_CONFIDENCE = 0.60
 """In the out_of_scope flow a situation named this clearly starts (there is no flow to keep)."""
-"""Outside a flow, the matcher confidence at which a question that names a situation enters it."""
 
 SWITCH_MIN_CONFIDENCE = 0.75
 """Mid-flow, a story switches to a non-urgent situation only when the matcher is this sure
