@@ -528,16 +528,19 @@ class Dialog:
                 return entry.id
         return None
 
+    def _curated(self, label: str | None, score: float, least: float) -> str | None:
+        """The curated question a reading names (``qa:<id>``), when it is at least ``least`` near."""
+        qa_id = label[3:] if label and label.startswith("qa:") else ""
+        return qa_id if qa_id in self.kb.qa and score >= least else None
+
     def _near_qa(self, u: Understood, least: float) -> str | None:
-        """The curated question the message reads as, when it is at least ``least`` near."""
-        qa_id = (u.intent or "")[3:] if (u.intent or "").startswith("qa:") else ""
-        return qa_id if qa_id in self.kb.qa and u.intent_score >= least else None
+        """The curated question the whole message reads as."""
+        return self._curated(u.intent, u.intent_score, least)
 
     def _asked_qa(self, u: Understood, least: float) -> str | None:
         """The curated question the rest of a report reads as ("挂了 我们现在就去派出所 要带什么":
-        the part beside the report words), when it is at least ``least`` near."""
-        qa_id = (u.asked or "")[3:] if (u.asked or "").startswith("qa:") else ""
-        return qa_id if qa_id in self.kb.qa and u.asked_score >= least else None
+        the part beside the report words)."""
+        return self._curated(u.asked, u.asked_score, least)
 
     def _urges_again(self, flags: list[str], replies: Replies) -> bool:
         """Whether ``replies`` tell the user to do one of ``flags`` now (its ``urges``)."""
@@ -733,10 +736,10 @@ class Dialog:
         sc = self.sc(s.scenario or "out_of_scope")
         left = self.remaining(sc, s)
         said = render_text(self.kb, "left_some", remaining="；".join(left)) if left else render_text(self.kb, "left_none")
-        # a situation left for another ("名下号码涉诈" that turned into a live scam) keeps its reminder
-        closing = sc.closing or next((c for p in reversed(s.back) if p.scenario and (c := self.sc(p.scenario).closing)), "")
         if police_visit and "close_police" in self.kb.texts:
             closing = self.kb.texts["close_police"]
+        else:  # a situation left for another ("名下号码涉诈" that turned into a live scam) keeps its reminder
+            closing = sc.closing or next((c for p in reversed(s.back) if p.scenario and (c := self.sc(p.scenario).closing)), "")
         return said + "\n" + render(self.kb, closing) if closing else said
 
     def _comforts(self, replies: Replies) -> bool:

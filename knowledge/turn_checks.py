@@ -20,6 +20,8 @@ TURN_TEXTS: dict[str, frozenset[str]] = {
         "calm": "", "self_blame": "", "thanks_close": "left", "bye_close": "left", "greeting_midflow": "title",
         "unclear_midflow": "title", "law_plain": "citations", "urgent_already": "labels",
         "left_none": "", "left_some": "remaining", "close_police": "", "relief": "", "emotion_start": "", "qa_also": "options", "live_generic": "", "live_victim": "", "live_after": "", "amount_big_reported": "amount", "amount_small_reported": "amount",
+        "amount_huge": "amount", "amount_huge_reported": "amount", "progress_ack_short": "labels",
+        "off_topic_midflow": "title",
     }.items()
 }
 """texts.yaml keys the turn model uses, with the variables each may contain."""
