@@ -174,6 +174,16 @@ def test_stolen_account_victim_asking_about_arrest_is_not_lectured_on_renting(ch
     assert "第三十一条" not in out and chat.s.scenario == "account_stolen"
 
 
+def test_fear_of_being_taken_for_the_scammer_is_the_liability_question(chat: Chat, kb: KnowledgeBase) -> None:
+    """"报警的话警察会不会觉得是我骗的" asks about liability; its 报警 + threat-like wording
+    once matched the sextortion answer ("he says if I report, he'll publish the video")."""
+    chat.say("号被人偷了 那人拿我微信骗了我表哥三千")
+    assert chat.s.scenario == "account_stolen"  # my stolen account cheated him: not my own loss
+    out = chat.say("我要是去报案 警察会不会觉得是我自己骗的")
+    assert "受害人" in out and chat.s.scenario == "account_stolen"
+    assert render(kb, kb.qa["sextortion"].answer) not in out
+
+
 def test_the_brief_is_silent_on_durations_and_the_bot_says_so(chat: Chat) -> None:
     _in(chat, "fraud_victim")
     out = chat.say("报案以后一般多长时间会有结果")
