@@ -1164,3 +1164,42 @@ def test_a_penny_is_a_test_transfer_only_when_it_was_sent(und: Understander, tex
 def test_asking_for_a_person_is_never_read_as_a_story(chat: Chat) -> None:
     out = chat.say("转人工 俺要跟真人说话")
     assert "先停下" not in out and "人工" in out
+
+
+@pytest.mark.parametrize("text,closes", [("嗯 我都记住了", True), ("晓得了 明早我就去银行", True),
+                                         ("好 以后陌生链接我再也不点了", True), ("ok 了解", True),
+                                         ("以后还能不能用", False), ("记下了 明天去哪办", False)])
+def test_a_plain_acknowledgement_or_a_never_again_is_a_close(und: Understander, text: str, closes: bool) -> None:
+    """"中 俺都记下了", "唉 以后再也不碰了": the user is done; a goodbye, not 没看懂."""
+    assert und.understand(text).closing is closes
+
+
+@pytest.mark.parametrize("text,qa", [
+    ("申诉理由要怎么写才好", "qa:appeal_prepare"),
+    ("银行说是我自己同意扣的钱 不肯管", "qa:passed_around"),
+    ("以前把微信借给同事用过几天 是不是这个原因", "qa:frozen_rental_link"),
+])
+def test_fixa_frozen_and_wallet_questions_reach_their_answer(und: Understander, text: str, qa: str) -> None:
+    u = und.understand(text)
+    assert {u.intent, u.asked} & set(qa.split("|")), (u.intent, u.alternatives[:3])
+
+
+def test_a_market_vendor_whose_card_froze_is_a_frozen_account(und: Understander) -> None:
+    assert und.understand("我摆地摊用收款码收钱 今天卡突然被冻住了").scenario == "account_frozen"
+
+
+def test_frozen_answers_say_what_to_bring_and_to_take_a_lent_account_back(kb: KnowledgeBase) -> None:
+    assert "身份证" in kb.qa["appeal_how"].answer
+    assert "收回" in kb.qa["frozen_rental_link"].answer and "密码" in kb.qa["frozen_rental_link"].answer
+
+
+def test_a_stolen_account_victim_afraid_the_police_wont_bother_hears_they_must_accept(chat: Chat) -> None:
+    _in(chat, "account_stolen")
+    assert "应当接受" in chat.say("这么点事 派出所会不会嫌麻烦不管")
+
+
+def test_giving_up_a_stolen_account_still_gets_told_to_freeze_it(chat: Chat) -> None:
+    """Leaving a stolen account alone lets the thief keep cheating in the user's name."""
+    _in(chat, "account_stolen")
+    out = chat.say("号我不想要了 重新弄个新号算了")
+    assert "冻结" in out and "冒用" in out
