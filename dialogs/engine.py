@@ -50,11 +50,11 @@ AMOUNT_SCENARIOS = frozenset({"fraud_victim", "wallet_loss"})
 AMOUNT_LINE = 3000
 """电信网络诈骗 数额较大 starts at 3000 元 (2016 两高一部意见, knowledge brief §6.2)."""
 HUGE_LINE = 30000
+"""电信网络诈骗 数额巨大 starts at 3 万元 (same 意见)."""
 OFF_TOPIC_SURE = 0.90
 """The matcher's confidence above which a mid-flow message is plainly about something else."""
 THEN_QA_NEAR = 3
 """How near (rank among the readings) "what next" or a flag's ``then_qa`` must be to be the question."""
-"""电信网络诈骗 数额巨大 starts at 3 万元 (same 意见)."""
 
 Replies = list[str]
 
