@@ -1199,3 +1199,12 @@ def test_giving_up_a_stolen_account_still_gets_told_to_freeze_it(chat: Chat) -> 
     _in(chat, "account_stolen")
     out = chat.say("号我不想要了 重新弄个新号算了")
     assert "冻结" in out and "冒用" in out
+
+
+def test_hanging_up_after_paying_a_safe_account_does_not_say_nothing_was_lost(chat: Chat) -> None:
+    """A mother who already sent 20000 to a "安全账户" hangs up: the next step is 110 for the
+    money, not "没转钱就没有损失" (that move's after-text once assumed nothing was paid)."""
+    chat.say("我妈刚给自称公安的人转了两万 说是安全账户")
+    out = chat.say("挂了")
+    first = out.split("\n")[0]
+    assert "110" in first and not first.startswith("好，没转钱")
