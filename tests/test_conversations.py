@@ -56,9 +56,10 @@ NEWEST_FLOOR = 0.70
 """The round 6 sets (dev18 … dev20, fourth session; first runs 59–65 %), studied for one round."""
 NEWEST = tuple(f"dev{n}_conversations.jsonl" for n in range(18, 21))
 ROUND7_FLOOR = 0.70
-"""The round 7 sets (dev21 …, fifth session; first runs 72–78 %), studied for one round."""
-ROUND7 = tuple(f"dev{n}_conversations.jsonl" for n in range(21, 23))
-DEV_SETS = ("dev_conversations.jsonl", *(f"dev{n}_conversations.jsonl" for n in range(2, 23)))
+"""The round 7 sets (dev21 … dev23, fifth session; first runs 72–83 %; dev23 came in after the
+round's fixes and is not studied yet)."""
+ROUND7 = tuple(f"dev{n}_conversations.jsonl" for n in range(21, 24))
+DEV_SETS = ("dev_conversations.jsonl", *(f"dev{n}_conversations.jsonl" for n in range(2, 24)))
 
 
 def test_the_conversation_sets_are_big_enough() -> None:
